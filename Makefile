@@ -1,0 +1,41 @@
+# Two commands do all the set-up:  `make lab` opens the course, `make test` runs every test.
+# Both build the same virtual environment in .venv (once; again only when pyproject.toml changes).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=300 --nbval-kernel-startup-timeout=120 \
+         --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+.PHONY: lab test test-fast test-notebooks test-browser lint notebooks env clean
+
+env: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade --quiet "pip>=23"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check vit_lessons tests tools
+	$(PY) -m pytest tests -q -m "not browser" --ignore=tests/notebooks
+	VIT_LESSONS_QUICK=1 $(PY) -m pytest -q $(NBVAL) $(NOTEBOOKS)
+	VIT_LESSONS_QUICK=1 $(PY) -m pytest -q tests/notebooks -m "not browser"
+
+test-fast: $(STAMP)
+	$(PY) -m pytest tests -q -m "not slow and not browser"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check vit_lessons tests tools notebooks/src
+
+# Re-execute every lesson in full mode and save it with outputs (what students read on GitHub).
+notebooks: $(STAMP)
+	$(PY) tools/build_notebooks.py --execute notebooks/src/*.py
+
+clean:
+	rm -rf $(VENV)

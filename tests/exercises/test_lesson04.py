@@ -1,0 +1,128 @@
+"""Bug zoo for 04.attention: each typical mistake is rejected with its own message."""
+
+import math
+import re
+
+import pytest
+
+from vit_lessons.exercises import get_exercise
+
+
+@pytest.fixture(scope="module")
+def ex():
+    return get_exercise("04.attention")
+
+
+def _masked(scores, mask):
+    return scores if mask is None else scores.masked_fill(~mask, float("-inf"))
+
+
+def no_scale(q, k, v, mask=None):
+    w = _masked(q @ k.transpose(-2, -1), mask).softmax(-1)
+    return w @ v, w
+
+
+def scale_by_d(q, k, v, mask=None):
+    w = _masked(q @ k.transpose(-2, -1) / q.shape[-1], mask).softmax(-1)
+    return w @ v, w
+
+
+def softmax_over_queries(q, k, v, mask=None):
+    w = _masked(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), mask).softmax(-2)
+    return w @ v, w
+
+
+def ignores_mask(q, k, v, mask=None):
+    w = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).softmax(-1)
+    return w @ v, w
+
+
+def inverted_mask(q, k, v, mask=None):
+    s = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        s = s.masked_fill(mask, float("-inf"))
+    w = s.softmax(-1)
+    return w @ v, w
+
+
+def mask_after_softmax(q, k, v, mask=None):
+    w = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).softmax(-1)
+    if mask is not None:
+        w = w * mask
+    return w @ v, w
+
+
+def uses_dot_T(q, k, v, mask=None):
+    w = (q @ k.transpose(2, 3) / math.sqrt(q.shape[-1])) if q.ndim == 4 else (q @ k.T)
+    w = _masked(w, mask).softmax(-1)
+    return w @ v, w
+
+
+def returns_only_output(q, k, v, mask=None):
+    w = _masked(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), mask).softmax(-1)
+    return w @ v
+
+
+def transposed_weights(q, k, v, mask=None):
+    w = _masked(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), mask).softmax(-1)
+    return w @ v, w.transpose(-2, -1)
+
+
+def naive_exp(q, k, v, mask=None):
+    s = _masked(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), mask)
+    e = s.exp()
+    w = e / e.sum(-1, keepdim=True)
+    return w @ v, w
+
+
+def weights_times_q(q, k, v, mask=None):
+    w = _masked(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), mask).softmax(-1)
+    return w @ k, w
+
+
+def crashes(q, k, v, mask=None):
+    return q @ v, None
+
+
+def stub(q, k, v, mask=None):
+    raise NotImplementedError
+
+
+BUGS = {
+    no_scale: "no scaling",
+    scale_by_d: "divided by d",
+    softmax_over_queries: "over the queries",
+    ignores_mask: "mask is ignored",
+    inverted_mask: "mask is inverted",
+    mask_after_softmax: "sum to 1",
+    uses_dot_T: "2-D inputs",
+    returns_only_output: "return a pair",
+    transposed_weights: r"\(\.\.\., Nk, Nq\)",
+    naive_exp: "large scores",
+    weights_times_q: r"out has shape \(2, 3, 5, 8\), expected \(2, 3, 5, 6\)",
+    crashes: "raised RuntimeError",
+}
+
+
+@pytest.mark.parametrize("bug", list(BUGS), ids=lambda f: f.__name__)
+def test_each_bug_is_rejected_with_its_message(ex, bug):
+    result = ex.grade(bug)
+    assert result.status == "incorrect", result
+    assert re.search(BUGS[bug], result.message), result.message
+
+
+def test_stub_is_not_attempted(ex):
+    assert ex.grade(stub).status == "not_attempted"
+    assert ex.grade(None).status == "not_attempted"
+
+
+def test_reference_solution_is_correct(ex):
+    namespace = {}
+    exec(ex.solution_source("mine"), namespace)  # self-contained: no imports given
+    result = ex.grade(namespace["mine"])
+    assert result.status == "correct", result
+
+
+def test_check_prints_status(ex, capsys):
+    ex.check(stub)
+    assert "not attempted" in capsys.readouterr().out

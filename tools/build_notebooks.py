@@ -1,0 +1,126 @@
+"""Build the lesson notebooks from their reviewable sources.
+
+Each lesson is written as a jupytext "percent" script, ``notebooks/src/NN_topic.py``; the file
+students open is ``notebooks/NN_topic.ipynb``, executed and saved with its outputs.
+
+    python tools/build_notebooks.py notebooks/src/01_images_as_patches.py            # convert only
+    python tools/build_notebooks.py --execute notebooks/src/01_images_as_patches.py  # and run it (full mode)
+    python tools/build_notebooks.py --execute --quick ...                             # quick mode
+
+Execution runs in ``notebooks/`` with the current Python's kernel; widget state is not saved (it can
+stop GitHub from rendering a notebook).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import jupytext
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+
+__all__ = ["source_to_notebook", "ipynb_for", "execute_notebook", "solve_notebook", "EXERCISE_PREFIX"]
+
+EXERCISE_PREFIX = "# EXERCISE "
+
+
+def ipynb_for(source: Path) -> Path:
+    return NOTEBOOKS / (Path(source).stem + ".ipynb")
+
+
+def source_to_notebook(source: Path) -> nbformat.NotebookNode:
+    """Read a percent script into a notebook with the course's metadata."""
+    notebook = jupytext.read(source)
+    notebook.metadata.pop("jupytext", None)
+    notebook.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+    notebook.metadata["language_info"] = {"name": "python"}
+    for cell in notebook.cells:
+        cell.metadata.pop("lines_to_next_cell", None)
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    return notebook
+
+
+def strip_widget_state(notebook: nbformat.NotebookNode) -> None:
+    notebook.metadata.pop("widgets", None)
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            data.pop("application/vnd.jupyter.widget-view+json", None)
+
+
+def execute_notebook(notebook: nbformat.NotebookNode, quick: bool, timeout: int = 1800) -> nbformat.NotebookNode:
+    from nbclient import NotebookClient
+
+    env_quick = os.environ.get("VIT_LESSONS_QUICK")
+    os.environ["VIT_LESSONS_QUICK"] = "1" if quick else "0"
+    try:
+        client = NotebookClient(
+            notebook,
+            timeout=timeout,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(NOTEBOOKS)}},
+            startup_timeout=120,
+        )
+        client.execute()
+    finally:
+        if env_quick is None:
+            os.environ.pop("VIT_LESSONS_QUICK", None)
+        else:
+            os.environ["VIT_LESSONS_QUICK"] = env_quick
+    strip_widget_state(notebook)
+    return notebook
+
+
+def solve_notebook(notebook: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, list[str]]:
+    """A copy with every exercise stub (first line ``# EXERCISE <id>: <name>``) replaced by the
+    reference solution defining ``<name>``. Returns the copy and the exercise ids solved."""
+    from vit_lessons.exercises import get_exercise
+
+    solved = copy.deepcopy(notebook)
+    ids = []
+    for cell in solved.cells:
+        if cell.cell_type != "code" or not cell.source.startswith(EXERCISE_PREFIX):
+            continue
+        header = cell.source.splitlines()[0][len(EXERCISE_PREFIX) :]
+        exercise_id, _, name = header.partition(":")
+        exercise = get_exercise(exercise_id.strip())
+        cell.source = f"{EXERCISE_PREFIX}{header}\n" + exercise.solution_source(name.strip())
+        ids.append(exercise.id)
+    return solved, ids
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sources", nargs="+", type=Path)
+    parser.add_argument("--execute", action="store_true", help="run the notebook and save its outputs")
+    parser.add_argument("--quick", action="store_true", help="execute in quick mode (VIT_LESSONS_QUICK=1)")
+    args = parser.parse_args(argv)
+    for source in args.sources:
+        notebook = source_to_notebook(source)
+        if args.execute:
+            start = time.perf_counter()
+            execute_notebook(notebook, quick=args.quick)
+            seconds = time.perf_counter() - start
+            print(
+                f"{source.name}: executed in {seconds:.0f} s on {platform.processor() or platform.machine()}",
+                file=sys.stderr,
+            )
+        target = ipynb_for(source)
+        nbformat.write(notebook, target)
+        print(f"wrote {target.relative_to(ROOT)} ({target.stat().st_size / 1e6:.2f} MB)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

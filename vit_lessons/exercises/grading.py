@@ -1,0 +1,57 @@
+"""Helpers graders share: compare a candidate's output with the reference, with messages a
+student can act on."""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["Incorrect", "expect_tensor", "expect_close", "copy_weights"]
+
+
+class Incorrect(Exception):
+    """Raised by a grader: the candidate is wrong, and the message says how."""
+
+
+def expect_tensor(value, what: str, shape: tuple | None = None) -> torch.Tensor:
+    """``value`` must be a tensor (of ``shape`` when given)."""
+    if not isinstance(value, torch.Tensor):
+        raise Incorrect(f"{what} should be a torch.Tensor, got {type(value).__name__}.")
+    if shape is not None and tuple(value.shape) != tuple(shape):
+        raise Incorrect(f"{what} has shape {tuple(value.shape)}, expected {tuple(shape)}.")
+    return value
+
+
+def expect_close(
+    actual, expected: torch.Tensor, what: str, atol: float = 1e-5, rtol: float = 1e-4, hint: str = ""
+) -> None:
+    """``actual`` must be a tensor of ``expected``'s shape and values (to the tolerances)."""
+    actual = expect_tensor(actual, what, tuple(expected.shape))
+    if not actual.is_floating_point() and expected.is_floating_point():
+        raise Incorrect(f"{what} has dtype {actual.dtype}, expected a floating-point tensor.")
+    actual = actual.detach().to(expected.dtype)
+    if torch.isnan(actual).any() and not torch.isnan(expected).any():
+        raise Incorrect(f"{what} contains NaN. {hint}".strip())
+    if not torch.allclose(actual, expected, atol=atol, rtol=rtol, equal_nan=True):
+        error = (actual - expected).abs().nan_to_num(0).max().item()
+        raise Incorrect(f"{what} has the right shape but wrong values (max abs error {error:.3g}). {hint}".strip())
+
+
+def copy_weights(source: torch.nn.Module, target: torch.nn.Module, what: str) -> None:
+    """Load ``source``'s state dict into ``target``, explaining missing or extra parameter names."""
+    src = source.state_dict()
+    dst = target.state_dict()
+    missing = sorted(set(src) - set(dst))
+    extra = sorted(set(dst) - set(src))
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing parameters {missing}")
+        if extra:
+            parts.append(f"unexpected parameters {extra}")
+        raise Incorrect(f"{what}: {'; '.join(parts)}. Use the parameter names given in the exercise.")
+    for key, value in src.items():
+        if tuple(dst[key].shape) != tuple(value.shape):
+            raise Incorrect(
+                f"{what}: parameter {key} has shape {tuple(dst[key].shape)}, expected {tuple(value.shape)}."
+            )
+    target.load_state_dict(src)

@@ -1,0 +1,133 @@
+"""Lesson 04 exercises: scaled dot-product attention, graded against
+:func:`vit_lessons.attention.scaled_dot_product_attention`."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..attention import scaled_dot_product_attention
+from . import Exercise, register
+from .grading import Incorrect, expect_close, expect_tensor
+
+
+def attention(q, k, v, mask=None):
+    """Reference solution: softmax(q kᵀ / sqrt(d)) v, mask True = may attend."""
+    d = q.shape[-1]
+    scores = q @ k.transpose(-2, -1) / d**0.5  # (..., Nq, Nk)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = scores.softmax(dim=-1)  # each query's weights over the keys sum to 1
+    return weights @ v, weights
+
+
+def _call(candidate, q, k, v, mask=None):
+    inputs = [t.clone() for t in (q, k, v)]
+    result = candidate(q, k, v) if mask is None else candidate(q, k, v, mask)
+    for name, before, after in zip("qkv", inputs, (q, k, v)):
+        if not torch.equal(before, after):
+            raise Incorrect(f"your function changed its input {name} in place; compute new tensors instead.")
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        raise Incorrect(
+            f"return a pair (out, weights); got {type(result).__name__}. "
+            "The weights are the softmax matrix, the output is weights @ v."
+        )
+    return result
+
+
+def _diagnose_weights(weights, q, k, mask) -> str:
+    """Name the usual mistake behind wrong attention weights, or ''."""
+    d = q.shape[-1]
+    scores = q @ k.transpose(-2, -1)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    guesses = {
+        "no scaling: divide the scores by sqrt(d) before the softmax": scores,
+        "you divided by d; divide by sqrt(d)": scores / d,
+        "you multiplied by sqrt(d); divide by it": scores * math.sqrt(d),
+    }
+    for message, guess in guesses.items():
+        if torch.allclose(weights, guess.softmax(-1), atol=1e-5, equal_nan=True):
+            return message
+    if torch.allclose(weights, (scores / math.sqrt(d)).softmax(-2), atol=1e-5, equal_nan=True):
+        return "the softmax runs over the queries (dim=-2); each query's weights over the keys must sum to 1 (dim=-1)"
+    return ""
+
+
+def grade_attention(candidate) -> None:
+    generator = torch.Generator().manual_seed(4)
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=generator)
+
+    # Different query and key counts, and a value size that differs from d, so transposes show.
+    q, k, v = randn(2, 3, 5, 8), randn(2, 3, 7, 8), randn(2, 3, 7, 6)
+    out, weights = _call(candidate, q, k, v)
+    expected_out, expected_weights = scaled_dot_product_attention(q, k, v)
+    weights = expect_tensor(weights, "weights")
+    if tuple(weights.shape) == (2, 3, 7, 5):
+        raise Incorrect("weights have shape (..., Nk, Nq): compute q @ k.transpose(-2, -1), which is (..., Nq, Nk).")
+    expect_tensor(weights, "weights", (2, 3, 5, 7))
+    if not torch.allclose(weights.detach(), expected_weights, atol=1e-5):
+        hint = _diagnose_weights(weights.detach(), q, k, None)
+        hint = hint or "check the formula softmax(q kᵀ / sqrt(d))"
+        raise Incorrect(f"weights have the right shape but wrong values: {hint}.")
+    expect_close(out, expected_out, "out", hint="It should be weights @ v, of shape (..., Nq, dv).")
+
+    # Inputs without batch or head dimensions: (N, d).
+    q2, k2, v2 = randn(4, 16), randn(6, 16), randn(6, 3)
+    out2, weights2 = _call(candidate, q2, k2, v2)
+    ref_out2, ref_weights2 = scaled_dot_product_attention(q2, k2, v2)
+    expect_close(
+        weights2,
+        ref_weights2,
+        "weights for 2-D inputs (N, d)",
+        hint="Use transpose(-2, -1) rather than .T or fixed dimension numbers.",
+    )
+    expect_close(out2, ref_out2, "out for 2-D inputs (N, d)")
+
+    # A boolean mask, True = may attend, broadcast over batch and heads.
+    mask = torch.rand(5, 7, generator=generator) > 0.5
+    mask[:, 0] = True
+    out_m, weights_m = _call(candidate, q, k, v, mask)
+    ref_out_m, ref_weights_m = scaled_dot_product_attention(q, k, v, mask)
+    weights_m = expect_tensor(weights_m, "masked weights", (2, 3, 5, 7)).detach()
+    if torch.allclose(weights_m, expected_weights, atol=1e-5):
+        raise Incorrect("the mask is ignored: set the scores of masked-out keys to -inf before the softmax.")
+    inverted = ~mask
+    inverted[:, 0] = True
+    if torch.allclose(weights_m, scaled_dot_product_attention(q, k, v, inverted)[1], atol=1e-5) or (
+        weights_m[..., mask].abs().max() < 1e-6
+    ):
+        raise Incorrect("the mask is inverted: True means the query MAY attend to that key (as in torch's SDPA).")
+    if weights_m[..., ~mask].abs().max() > 1e-6:
+        raise Incorrect(
+            "masked-out keys still get weight: fill their scores with -inf (not a large negative "
+            "number times the mask, and not after the softmax)."
+        )
+    if not torch.allclose(weights_m.sum(-1), torch.ones(2, 3, 5), atol=1e-5):
+        raise Incorrect("with a mask, each row of weights must still sum to 1: mask the scores before the softmax.")
+    expect_close(weights_m, ref_weights_m, "masked weights")
+    expect_close(out_m, ref_out_m, "masked out")
+
+    # Large scores must not overflow (a hand-written exp/sum does).
+    big_q = randn(1, 4, 8) * 40
+    out_big, _ = _call(candidate, big_q, big_q, randn(1, 4, 8))
+    if not torch.isfinite(expect_tensor(out_big, "out for large scores")).all():
+        raise Incorrect("large scores give inf/NaN: use tensor.softmax(dim=-1), which subtracts the maximum first.")
+
+
+register(
+    Exercise(
+        id="04.attention",
+        title="Scaled dot-product attention",
+        grader=grade_attention,
+        solution_obj=attention,
+        hint_text=(
+            "scores = q @ k.transpose(-2, -1) / sqrt(d), with d = q.shape[-1]; where mask is False set the "
+            "score to -inf (scores.masked_fill(~mask, float('-inf'))); weights = scores.softmax(dim=-1); "
+            "return weights @ v, weights."
+        ),
+    )
+)

@@ -1,0 +1,115 @@
+"""Settings read from the environment, in one place.
+
+- ``VIT_LESSONS_QUICK=1``: quick mode (CI, smoke runs). Lessons shrink data and epochs but print the
+  same shapes.
+- ``VIT_LESSONS_DATA``: a data root holding CIFAR-10 (torchvision format, an ImageFolder tree or a
+  ``.tar.gz`` of one).
+- ``VIT_LESSONS_DEVICE``: force a device (``cpu``, ``cuda``, ``cuda:1``, ``mps``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+__all__ = [
+    "is_quick",
+    "pick_device",
+    "data_root",
+    "seed_everything",
+    "autocast_dtype",
+    "environment_report",
+    "QUICK_ENV",
+    "REPO",
+    "BRANCH",
+]
+
+QUICK_ENV = "VIT_LESSONS_QUICK"
+# Where the course lives on GitHub: Colab badges, Binder links and the Colab install cell use these.
+REPO = "vit-lessons/vit-lessons"
+BRANCH = "main"
+
+
+def is_quick() -> bool:
+    """True when ``VIT_LESSONS_QUICK`` is set to 1/true/yes (read at call time)."""
+    return os.environ.get(QUICK_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def pick_device(prefer: str | None = None) -> torch.device:
+    """The device lessons run on: ``prefer``, else ``VIT_LESSONS_DEVICE``, else CUDA, MPS, CPU."""
+    name = prefer or os.environ.get("VIT_LESSONS_DEVICE")
+    if name:
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def data_root() -> Path:
+    """Where datasets live: ``VIT_LESSONS_DATA`` or ``~/.cache/vit_lessons/data``."""
+    root = os.environ.get("VIT_LESSONS_DATA")
+    if root:
+        return Path(root).expanduser()
+    return Path.home() / ".cache" / "vit_lessons" / "data"
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python, NumPy and PyTorch (all devices) for a reproducible lesson run."""
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def autocast_dtype(device: torch.device | str, capability: tuple[int, int] | None = None) -> torch.dtype | None:
+    """The mixed-precision dtype for ``device``: None means full fp32.
+
+    CUDA with compute capability ≥ 8.0 (A100, L4, H100) has native bf16: use it (no loss scaling
+    needed). Older GPUs (T4 is 7.5) get fp16, which needs ``torch.amp.GradScaler``. We decide by
+    capability, not ``torch.cuda.is_bf16_supported()``, which can say True on a T4 through
+    emulation. CPU and MPS train in fp32. ``capability`` overrides the query (for tests).
+    """
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    if capability is None:
+        capability = torch.cuda.get_device_capability(device)
+    return torch.bfloat16 if capability[0] >= 8 else torch.float16
+
+
+def environment_report() -> dict[str, str]:
+    """Versions and hardware a lesson's numbers depend on (printed by the setup lesson)."""
+    import platform
+
+    report = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "cpu threads": str(torch.get_num_threads()),
+    }
+    for package in ("torchvision", "ipywidgets", "jupyterlab_widgets", "timm"):
+        try:
+            module = __import__(package)
+            report[package] = getattr(module, "__version__", "?")
+        except ImportError:
+            report[package] = "not installed"
+    device = pick_device()
+    report["device"] = str(device)
+    if device.type == "cuda":
+        capability = torch.cuda.get_device_capability(device)
+        report["gpu"] = torch.cuda.get_device_name(device)
+        report["compute capability"] = f"{capability[0]}.{capability[1]}"
+    dtype = autocast_dtype(device)
+    report["mixed precision"] = {
+        None: "none (fp32)",
+        torch.bfloat16: "bf16 autocast",
+        torch.float16: "fp16 autocast + GradScaler",
+    }[dtype]
+    return report
