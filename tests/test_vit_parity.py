@@ -160,3 +160,31 @@ def test_list_and_create_models():
     model = create_model("vit_digits_patch2_8")
     assert model(torch.randn(2, 1, 8, 8)).shape == (2, 10)
     assert create_model("vit_cifar_patch4_32", num_classes=100).head.out_features == 100
+
+
+def test_set_img_size_resamples_like_timm():
+    config = dict(img_size=32, patch_size=4, num_classes=10, embed_dim=64, depth=2, num_heads=4)
+    torch.manual_seed(0)
+    ours = VisionTransformer(**config).eval()
+    reference = timm.create_model("vit_tiny_patch16_224", pretrained=False, **{**config, "img_size": 48}).eval()
+    state = ours.state_dict()
+    state["pos_embed"] = timm.layers.resample_abs_pos_embed(state["pos_embed"], [12, 12], num_prefix_tokens=1)
+    reference.load_state_dict(state)
+    ours.set_img_size(48)
+    assert ours.pos_embed.shape == (1, 145, 64)
+    images = torch.randn(2, 3, 48, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(images), reference(images), atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="not divisible by patch size 4"):
+        ours.set_img_size(50)
+
+
+def test_conv_stem_hybrid():
+    model = VisionTransformer(img_size=32, num_classes=10, embed_dim=64, depth=2, num_heads=4, stem="conv")
+    assert model.patch_embed.grid_size == (4, 4) and model.pos_embed.shape == (1, 17, 64)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    shallow = VisionTransformer(img_size=32, num_classes=10, embed_dim=64, depth=1, num_heads=4, stem="conv",
+                                stem_channels=(32, 64))
+    assert shallow.patch_embed.grid_size == (8, 8)
+    with pytest.raises(ValueError, match="total stride 8"):
+        VisionTransformer(img_size=36, embed_dim=64, depth=1, num_heads=4, stem="conv")

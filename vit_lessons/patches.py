@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["patchify", "unpatchify", "PatchEmbedding", "check_images"]
+__all__ = ["patchify", "unpatchify", "PatchEmbedding", "ConvStemEmbedding", "check_images"]
 
 
 def _check_positive_int(name: str, value) -> None:
@@ -166,3 +166,48 @@ class PatchEmbedding(nn.Module):
         check_images(images, self.in_chans, self.img_size, self.patch_size)
         tokens = self.proj(images)  # (B, D, H/P, W/P)
         return tokens.flatten(2).transpose(1, 2)  # (B, N, D)
+
+
+class ConvStemEmbedding(nn.Module):
+    """A small convolutional stem in place of the patch projection (a "hybrid" ViT; Xiao et al.
+    2021, "Early Convolutions Help Transformers See Better").
+
+    Stride-2 3×3 convolutions with BatchNorm and GELU, one per entry of ``channels``, then a 1×1
+    convolution ``proj`` to ``embed_dim``: each token sees a 2^len(channels)-pixel patch, as a
+    ``patch_size`` = 2^len(channels) patch embedding would, but through overlapping convolutions.
+    (B, C, H, W) → (B, N, D). Same interface as :class:`PatchEmbedding`.
+    """
+
+    def __init__(self, img_size=32, in_chans: int = 3, embed_dim: int = 128, channels=(32, 64, 128)):
+        super().__init__()
+        height, width = _pair(img_size)
+        for name, value in (("img_size", height), ("img_size", width), ("in_chans", in_chans),
+                            ("embed_dim", embed_dim)):
+            _check_positive_int(name, value)
+        stride = 2 ** len(channels)
+        if height % stride or width % stride:
+            raise ValueError(
+                f"image size {height}x{width} is not divisible by the stem's total stride {stride} "
+                f"({len(channels)} stride-2 convolutions); use fewer stem channels or img_size="
+                f"{max(stride, height // stride * stride)}"
+            )
+        layers, previous = [], in_chans
+        for width_out in channels:
+            layers += [
+                nn.Conv2d(previous, width_out, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(width_out),
+                nn.GELU(),
+            ]
+            previous = width_out
+        self.stem = nn.Sequential(*layers)
+        self.proj = nn.Conv2d(previous, embed_dim, kernel_size=1)
+        self.img_size = (height, width)
+        self.patch_size = stride
+        self.in_chans = in_chans
+        self.grid_size = (height // stride, width // stride)
+        self.num_patches = self.grid_size[0] * self.grid_size[1]
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        check_images(images, self.in_chans, self.img_size)
+        features = self.stem(images)  # (B, C', H/s, W/s)
+        return self.proj(features).flatten(2).transpose(1, 2)  # (B, N, D)

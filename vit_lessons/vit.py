@@ -15,13 +15,14 @@ import torch
 from torch import nn
 
 from .blocks import LAYER_NORM_EPS, EncoderBlock
-from .patches import PatchEmbedding
-from .position import learned_position_embedding, sinusoidal_position_encoding_2d
+from .patches import ConvStemEmbedding, PatchEmbedding
+from .position import learned_position_embedding, resample_position_embedding, sinusoidal_position_encoding_2d
 
 __all__ = ["VisionTransformer", "MODEL_CONFIGS"]
 
 POOLS = ("token", "avg")
 POS_EMBEDS = ("learn", "sincos", "none")
+STEMS = ("patch", "conv")
 
 
 class VisionTransformer(nn.Module):
@@ -33,6 +34,9 @@ class VisionTransformer(nn.Module):
         class_token: keep a class token (needed for ``global_pool="token"``).
         pos_embed: ``"learn"`` (a parameter, the paper), ``"sincos"`` (fixed 2-D sinusoidal
             buffer, not in the state dict) or ``"none"`` (no position information at all).
+        stem: ``"patch"`` (the paper's patch projection) or ``"conv"`` (a hybrid ViT: stride-2
+            convolutions, see :class:`~vit_lessons.patches.ConvStemEmbedding`; ``stem_channels``
+            sets their widths and so the token size 2^len(stem_channels)).
     """
 
     def __init__(
@@ -52,12 +56,16 @@ class VisionTransformer(nn.Module):
         global_pool: str = "token",
         class_token: bool = True,
         pos_embed: str = "learn",
+        stem: str = "patch",
+        stem_channels: tuple[int, ...] = (32, 64, 128),
     ):
         super().__init__()
         if global_pool not in POOLS:
             raise ValueError(f"global_pool must be one of {POOLS}, got {global_pool!r}")
         if pos_embed not in POS_EMBEDS:
             raise ValueError(f"pos_embed must be one of {POS_EMBEDS}, got {pos_embed!r}")
+        if stem not in STEMS:
+            raise ValueError(f"stem must be one of {STEMS}, got {stem!r}")
         if global_pool == "token" and not class_token:
             raise ValueError("global_pool='token' needs class_token=True; use global_pool='avg' without a class token")
         for name, value in (("num_classes", num_classes), ("depth", depth)):
@@ -71,7 +79,10 @@ class VisionTransformer(nn.Module):
         self.num_prefix_tokens = 1 if class_token else 0
         self.pos_embed_type = pos_embed
 
-        self.patch_embed = PatchEmbedding(img_size, patch_size, in_chans, embed_dim)
+        if stem == "patch":
+            self.patch_embed = PatchEmbedding(img_size, patch_size, in_chans, embed_dim)
+        else:
+            self.patch_embed = ConvStemEmbedding(img_size, in_chans, embed_dim, tuple(stem_channels))
         num_patches = self.patch_embed.num_patches
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if class_token else None
         num_positions = num_patches + self.num_prefix_tokens
@@ -98,6 +109,31 @@ class VisionTransformer(nn.Module):
         self.head_drop = nn.Dropout(drop_rate)
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
         self.apply(_init_weights)
+
+    def set_img_size(self, img_size) -> None:
+        """Run at a new resolution: the patch grid changes, learned position embeddings are
+        resampled (bicubic, prefix tokens kept; see ``resample_position_embedding``)."""
+        height, width = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+        patch = self.patch_embed.patch_size
+        if height % patch or width % patch:
+            raise ValueError(
+                f"image size {height}x{width} is not divisible by patch size {patch}; "
+                f"use img_size={max(patch, height // patch * patch)}"
+            )
+        old_grid = self.patch_embed.grid_size
+        new_grid = (height // patch, width // patch)
+        self.patch_embed.img_size = (height, width)
+        self.patch_embed.grid_size = new_grid
+        self.patch_embed.num_patches = new_grid[0] * new_grid[1]
+        if self.pos_embed_type == "learn":
+            resampled = resample_position_embedding(
+                self.pos_embed.data, new_grid, self.num_prefix_tokens, old_grid=old_grid
+            )
+            self.pos_embed = nn.Parameter(resampled)
+        elif self.pos_embed_type == "sincos":
+            grid = sinusoidal_position_encoding_2d(*new_grid, self.embed_dim).to(self.pos_embed)
+            prefix = self.pos_embed[0, : self.num_prefix_tokens]
+            self.pos_embed = torch.cat([prefix, grid]).unsqueeze(0)
 
     # -- forward, in the order of the paper's equations ------------------------------------------
     def embed(self, images: torch.Tensor) -> torch.Tensor:
