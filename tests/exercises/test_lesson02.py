@@ -1,0 +1,215 @@
+"""Bug zoo for 02.patch_embedding and 02.class_token: each typical mistake is rejected with its own message."""
+
+import re
+
+import pytest
+import torch
+from torch import nn
+
+from vit_lessons.exercises import get_exercise
+
+
+@pytest.fixture(scope="module")
+def ex():
+    return get_exercise("02.patch_embedding")
+
+
+@pytest.fixture(scope="module")
+def ex_cls():
+    return get_exercise("02.class_token")
+
+
+class _Base(nn.Module):
+    kernel_extra = 0
+
+    def __init__(self, img_size, patch_size, in_chans, embed_dim):
+        super().__init__()
+        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
+
+    def forward(self, images):
+        return self.proj(images).flatten(2).transpose(1, 2)
+
+
+class NoTranspose(_Base):
+    def forward(self, images):
+        return self.proj(images).flatten(2)  # (B, D, N)
+
+
+class NoFlatten(_Base):
+    def forward(self, images):
+        return self.proj(images)  # (B, D, H/P, W/P)
+
+
+class ColumnMajor(_Base):
+    def forward(self, images):
+        return self.proj(images).transpose(2, 3).flatten(2).transpose(1, 2)
+
+
+class PlainReshape(_Base):
+    def forward(self, images):
+        out = self.proj(images)
+        return out.reshape(out.shape[0], -1, out.shape[1])  # mixes channels and positions
+
+
+class Overlapping(_Base):
+    def __init__(self, img_size, patch_size, in_chans, embed_dim):
+        super().__init__(img_size, patch_size, in_chans, embed_dim)
+        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=max(1, patch_size // 2))
+
+
+class KernelOnly(_Base):
+    def __init__(self, img_size, patch_size, in_chans, embed_dim):
+        super().__init__(img_size, patch_size, in_chans, embed_dim)
+        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size)  # stride 1
+
+
+class NoBias(_Base):
+    def __init__(self, img_size, patch_size, in_chans, embed_dim):
+        super().__init__(img_size, patch_size, in_chans, embed_dim)
+        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size, bias=False)
+
+
+class LinearProjection(nn.Module):
+    def __init__(self, img_size, patch_size, in_chans, embed_dim):
+        super().__init__()
+        self.patch_size = patch_size
+        self.projection = nn.Linear(in_chans * patch_size**2, embed_dim)
+
+    def forward(self, images):
+        from vit_lessons.patches import patchify
+
+        return self.projection(patchify(images, self.patch_size))
+
+
+class ConvNamedDifferently(nn.Module):
+    def __init__(self, img_size, patch_size, in_chans, embed_dim):
+        super().__init__()
+        self.conv = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
+
+    def forward(self, images):
+        return self.conv(images).flatten(2).transpose(1, 2)
+
+
+class SquareOnly(_Base):
+    def __init__(self, img_size, patch_size, in_chans, embed_dim):
+        super().__init__(img_size, patch_size, in_chans, embed_dim)
+        self.num_patches = (img_size // patch_size) ** 2  # fails for a (height, width) pair
+
+
+class RgbOnly(_Base):
+    def __init__(self, img_size, patch_size, in_chans, embed_dim):
+        super().__init__(img_size, patch_size, 3, embed_dim)
+
+
+class WithClassToken(_Base):
+    def __init__(self, img_size, patch_size, in_chans, embed_dim):
+        super().__init__(img_size, patch_size, in_chans, embed_dim)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+
+
+class Stub(nn.Module):
+    def __init__(self, img_size, patch_size, in_chans, embed_dim):
+        super().__init__()
+        raise NotImplementedError
+
+
+BUGS = {
+    NoTranspose: r"\(B, D, N\): the transpose is missing",
+    NoFlatten: r"\(B, D, H/P, W/P\)",
+    ColumnMajor: "column-major",
+    PlainReshape: "mixes channels and positions",
+    Overlapping: "overlapping patches",
+    KernelOnly: r"stride=\(1, 1\)",
+    NoBias: "no bias",
+    LinearProjection: "nn.Linear",
+    ConvNamedDifferently: r"self.proj \(yours is called 'conv'\)",
+    SquareOnly: r"non-square.*raised TypeError",
+    RgbOnly: "in_chans=1",
+    WithClassToken: r"unexpected parameters \['cls_token'\]",
+}
+
+
+@pytest.mark.parametrize("bug", list(BUGS), ids=lambda c: c.__name__)
+def test_each_bug_is_rejected_with_its_message(ex, bug):
+    result = ex.grade(bug)
+    assert result.status == "incorrect", result
+    assert re.search(BUGS[bug], result.message), result.message
+
+
+def test_instance_instead_of_class(ex):
+    result = ex.grade(_Base(8, 2, 1, 4))
+    assert result.status == "incorrect" and "class itself" in result.message
+
+
+def test_stub_is_not_attempted(ex):
+    assert ex.grade(Stub).status == "not_attempted"
+
+
+def test_minimal_correct_class_passes(ex):
+    assert ex.grade(_Base).correct, ex.grade(_Base)
+
+
+def test_reference_solution_is_correct(ex):
+    namespace = {}
+    exec(ex.solution_source("Mine"), namespace)  # self-contained: imports included in the source
+    result = ex.grade(namespace["Mine"])
+    assert result.status == "correct", result
+
+
+# -- 02.class_token ------------------------------------------------------------------------------
+
+
+def appended(tokens, cls_token):
+    return torch.cat([tokens, cls_token.expand(tokens.shape[0], -1, -1)], dim=1)
+
+
+def feature_axis(tokens, cls_token):
+    return torch.cat([cls_token.expand(tokens.shape[0], tokens.shape[1], -1), tokens], dim=-1)
+
+
+def no_expand(tokens, cls_token):
+    return torch.cat([cls_token, tokens], dim=1)
+
+
+def detached(tokens, cls_token):
+    return torch.cat([cls_token.data.expand(tokens.shape[0], -1, -1), tokens], dim=1)
+
+
+def replaces_first(tokens, cls_token):
+    out = tokens.clone()
+    out[:, 0] = cls_token[:, 0]
+    return out
+
+
+def cls_stub(tokens, cls_token):
+    raise NotImplementedError
+
+
+CLS_BUGS = {
+    appended: "at the end",
+    feature_axis: "feature axis",
+    no_expand: r"expand the \(1, 1, D\) token",
+    detached: "no gradient reaches cls_token",
+    replaces_first: r"expected \(B, N \+ 1, D\)",
+}
+
+
+@pytest.mark.parametrize("bug", list(CLS_BUGS), ids=lambda f: f.__name__)
+def test_each_class_token_bug_is_rejected(ex_cls, bug):
+    result = ex_cls.grade(bug)
+    assert result.status == "incorrect", result
+    assert re.search(CLS_BUGS[bug], result.message), result.message
+
+
+def test_class_token_stub_and_solution(ex_cls):
+    assert ex_cls.grade(cls_stub).status == "not_attempted"
+    namespace = {}
+    exec(ex_cls.solution_source("mine"), namespace)
+    assert ex_cls.grade(namespace["mine"]).correct
+
+
+def test_class_token_repeat_is_also_correct(ex_cls):
+    def by_repeat(tokens, cls_token):
+        return torch.cat([cls_token.repeat(tokens.shape[0], 1, 1), tokens], dim=1)
+
+    assert ex_cls.grade(by_repeat).correct, ex_cls.grade(by_repeat)

@@ -1,0 +1,125 @@
+"""Bug zoo for 07.count_parameters: each typical counting mistake is rejected with its own message."""
+
+import re
+
+import pytest
+
+from vit_lessons.exercises import get_exercise
+
+
+@pytest.fixture(scope="module")
+def ex():
+    return get_exercise("07.count_parameters")
+
+
+def _count(
+    embed_dim,
+    depth,
+    mlp_ratio,
+    patch_size,
+    img_size,
+    in_chans,
+    num_classes,
+    *,
+    cls=1,
+    pos=True,
+    grid_squared=True,
+    chans=True,
+    qkv_out=3,
+    attn_proj=True,
+    norms_per_block=2,
+    norm_params=2,
+    final_norm=True,
+    bias=1,
+    hidden=None,
+    head_bias=True,
+):
+    """A parameter count written out term by term, each term switchable to a typical mistake."""
+    D = embed_dim
+    h = int(D * mlp_ratio) if hidden is None else hidden(D)
+    side = img_size // patch_size
+    N = side**2 if grid_squared else side
+    total = (in_chans if chans else 1) * patch_size**2 * D + bias * D
+    total += cls * D
+    total += (N + cls) * D if pos else 0
+    block = norms_per_block * norm_params * D
+    block += D * qkv_out * D + bias * qkv_out * D
+    block += (D * D + bias * D) if attn_proj else 0
+    block += D * h + bias * h + h * D + bias * D
+    total += depth * block
+    total += norm_params * D if final_norm else 0
+    if num_classes:
+        total += D * num_classes + (num_classes if head_bias and bias else 0)
+    return total
+
+
+def _bug(**mistake):
+    def candidate(*args):
+        return _count(*args, **mistake)
+
+    candidate.__name__ = "_".join(f"{k}_{v}" for k, v in mistake.items())[:40]
+    return candidate
+
+
+def forgets_class_token(*args):
+    # no class token: no cls parameter, and the position embedding has only N rows
+    return _count(*args, cls=0)
+
+
+def returns_float(*args):
+    return float(_count(*args))
+
+
+def head_counted_when_no_classes(embed_dim, depth, mlp_ratio, patch_size, img_size, in_chans, num_classes):
+    extra = embed_dim if num_classes == 0 else 0  # a D→0 "head" with D biases? no: a made-up term
+    return _count(embed_dim, depth, mlp_ratio, patch_size, img_size, in_chans, num_classes) + extra
+
+
+def off_by_one_somewhere(*args):
+    return _count(*args) + 1
+
+
+def stub(*args):
+    raise NotImplementedError
+
+
+BUGS = [
+    (_bug(pos=False), "forgot the position embedding"),
+    (_bug(grid_squared=False), r"\(img_size // patch_size\) \*\* 2"),
+    (_bug(chans=False), "left out in_chans"),
+    (_bug(qkv_out=1), "qkv maps D to 3·D"),
+    (_bug(attn_proj=False), "output projection"),
+    (_bug(norms_per_block=1), "two LayerNorms"),
+    (_bug(norm_params=1), "weight and a bias"),
+    (_bug(final_norm=False), "2·D short: count the final LayerNorm"),
+    (_bug(bias=0), "biases are missing"),
+    (_bug(hidden=lambda D: 4 * D), "not a fixed 4·embed_dim"),
+    (_bug(head_bias=False), "num_classes biases"),
+    (forgets_class_token, "2·D short.*the class token"),
+    (returns_float, "return an int"),
+    (head_counted_when_no_classes, r"num_classes=0 you counted"),
+    (off_by_one_somewhere, r"off by \+1"),
+]
+
+
+@pytest.mark.parametrize("bug, message", BUGS, ids=[f"{i}-{b.__name__}" for i, (b, _) in enumerate(BUGS)])
+def test_each_bug_is_rejected_with_its_message(ex, bug, message):
+    result = ex.grade(bug)
+    assert result.status == "incorrect", result
+    assert re.search(message, result.message), result.message
+
+
+def test_stub_is_not_attempted(ex):
+    assert ex.grade(stub).status == "not_attempted"
+
+
+def test_written_out_count_is_correct(ex):
+    # The test's own term-by-term count (no mistakes switched on) is independent of the reference.
+    assert ex.grade(_count).status == "correct"
+
+
+def test_reference_solution_is_correct(ex):
+    namespace = {}
+    exec(ex.solution_source("mine"), namespace)
+    result = ex.grade(namespace["mine"])
+    assert result.status == "correct", result

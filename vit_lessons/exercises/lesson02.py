@@ -1,0 +1,242 @@
+"""Lesson 02 exercises: the patch embedding and the class token, graded against
+:class:`vit_lessons.patches.PatchEmbedding` and the class-token step of
+:meth:`vit_lessons.vit.VisionTransformer.embed`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..patches import PatchEmbedding as ReferencePatchEmbedding
+from . import Exercise, register
+from .grading import Incorrect, copy_weights, expect_tensor
+
+_IMPORTS = "import torch\nfrom torch import nn\n\n\n"
+
+
+@dataclass
+class _ExerciseWithImports(Exercise):
+    """An exercise whose solution is a class: its base class needs ``nn`` before the class body
+    runs, so the solution's source starts with the imports it needs (it stays self-contained)."""
+
+    imports: str = _IMPORTS
+
+    def solution_source(self, name: str | None = None) -> str:
+        return self.imports + super().solution_source(name)
+
+
+class PatchEmbedding(nn.Module):
+    """Reference solution: a stride-P convolution, then the grid flattened row-major into tokens."""
+
+    def __init__(self, img_size, patch_size, in_chans, embed_dim):
+        super().__init__()
+        height, width = (img_size, img_size) if isinstance(img_size, int) else img_size
+        self.grid_size = (height // patch_size, width // patch_size)
+        self.num_patches = self.grid_size[0] * self.grid_size[1]
+        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
+
+    def forward(self, images):
+        tokens = self.proj(images)  # (B, D, H/P, W/P)
+        return tokens.flatten(2).transpose(1, 2)  # (B, N, D)
+
+
+def prepend_class_token(tokens, cls_token):
+    """Reference solution: one shared (1, 1, D) class token in front of each image's tokens."""
+    import torch
+
+    cls = cls_token.expand(tokens.shape[0], -1, -1)  # (B, 1, D): a view, so gradients reach cls_token
+    return torch.cat([cls, tokens], dim=1)  # (B, 1 + N, D)
+
+
+# -- 02.patch_embedding --------------------------------------------------------------------------
+
+
+def _check_proj(module: nn.Module, patch_size: int, in_chans: int, embed_dim: int) -> nn.Conv2d:
+    proj = getattr(module, "proj", None)
+    if isinstance(proj, nn.Linear) or (proj is None and any(isinstance(m, nn.Linear) for m in module.modules())):
+        raise Incorrect(
+            "you used an nn.Linear on flattened patches. It computes the same map, but the exercise asks for "
+            "an nn.Conv2d named proj (kernel_size=stride=patch_size): that is the layout of timm's and the "
+            "paper's weights, and it patchifies for you."
+        )
+    if proj is None:
+        convs = [name for name, m in module.named_modules() if isinstance(m, nn.Conv2d)]
+        if convs:
+            raise Incorrect(f"name the convolution self.proj (yours is called {convs[0]!r}), as timm does.")
+        raise Incorrect("your module has no self.proj: create self.proj = nn.Conv2d(...) in __init__.")
+    if not isinstance(proj, nn.Conv2d):
+        raise Incorrect(f"self.proj should be an nn.Conv2d, got {type(proj).__name__}.")
+    P = patch_size
+    if tuple(proj.kernel_size) != (P, P) or tuple(proj.stride) != (P, P):
+        raise Incorrect(
+            f"proj has kernel_size={tuple(proj.kernel_size)} and stride={tuple(proj.stride)}; both must equal the "
+            f"patch size ({P}, {P}). A stride smaller than the kernel makes overlapping patches, a larger one "
+            "skips pixels."
+        )
+    if tuple(proj.padding) != (0, 0) and proj.padding != "valid":
+        raise Incorrect(f"proj has padding={proj.padding}; patches do not overlap the border: use padding=0.")
+    if proj.bias is None:
+        raise Incorrect("proj has no bias: the patch projection x·E + b has one (keep Conv2d's default bias=True).")
+    if (proj.in_channels, proj.out_channels) != (in_chans, embed_dim):
+        raise Incorrect(
+            f"proj maps {proj.in_channels} channels to {proj.out_channels}; it must map in_chans={in_chans} "
+            f"to embed_dim={embed_dim}."
+        )
+    return proj
+
+
+def _randomize(module: nn.Module, generator: torch.Generator) -> None:
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator))
+
+
+def grade_patch_embedding(candidate) -> None:
+    if isinstance(candidate, nn.Module):
+        raise Incorrect("pass the class itself (e.g. ex.check(MyPatchEmbedding)), not an instance of it.")
+    if not isinstance(candidate, type) or not issubclass(candidate, nn.Module):
+        raise Incorrect("pass a class that subclasses nn.Module.")
+    generator = torch.Generator().manual_seed(2)
+    # (img_size, patch_size, in_chans, embed_dim, batch): N ≠ D in each, so a missing transpose shows.
+    cases = [(8, 2, 1, 12, 3), (32, 4, 3, 24, 2), ((12, 20), 4, 3, 8, 2), (16, 8, 2, 5, 1)]
+    for img_size, P, C, D, B in cases:
+        height, width = (img_size, img_size) if isinstance(img_size, int) else img_size
+        context = f"img_size={img_size}, patch_size={P}, in_chans={C}, embed_dim={D}"
+        if not isinstance(img_size, int):
+            context += " (a non-square image, img_size=(height, width))"
+        try:
+            module = candidate(img_size, P, C, D)
+        except NotImplementedError:
+            raise
+        except Exception as error:
+            raise Incorrect(f"creating your class with {context} raised {type(error).__name__}: {error}") from None
+        _check_proj(module, P, C, D)
+        reference = ReferencePatchEmbedding(img_size, P, C, D)
+        _randomize(reference, generator)
+        copy_weights(reference, module, "your module")
+        images = torch.randn(B, C, height, width, generator=generator)  # (B, C, H, W)
+        before = images.clone()
+        try:
+            tokens = module(images)
+        except Exception as error:
+            raise Incorrect(f"with {context}, forward raised {type(error).__name__}: {error}") from None
+        if not torch.equal(images, before):
+            raise Incorrect("forward changed its input images in place.")
+        expected = reference(images).detach()  # (B, N, D)
+        N = expected.shape[1]
+        gh, gw = height // P, width // P
+        tokens = expect_tensor(tokens, f"with {context}, the output")
+        shape = tuple(tokens.shape)
+        if shape == (B, D, N):
+            raise Incorrect(
+                f"with {context}, the output has shape {shape} = (B, D, N): the transpose is missing. "
+                "proj gives (B, D, H/P, W/P); .flatten(2) makes (B, D, N); .transpose(1, 2) makes (B, N, D)."
+            )
+        if shape == (B, D, gh, gw):
+            raise Incorrect(
+                f"with {context}, the output has shape {shape} = (B, D, H/P, W/P): flatten the grid into a "
+                "sequence, .flatten(2).transpose(1, 2)."
+            )
+        if shape != (B, N, D):
+            raise Incorrect(f"with {context}, the output has shape {shape}, expected (B, N, D) = {(B, N, D)}.")
+        tokens = tokens.detach().float()
+        if torch.allclose(tokens, expected, atol=1e-4, rtol=1e-4):
+            continue
+        conv = module.proj(images).detach()  # (B, D, gh, gw)
+        if torch.allclose(tokens, conv.transpose(2, 3).flatten(2).transpose(1, 2), atol=1e-4, rtol=1e-4):
+            raise Incorrect(
+                f"with {context}, the tokens are in column-major order (down the grid's columns); patchify "
+                "takes them row by row: flatten (B, D, H/P, W/P) with .flatten(2), then .transpose(1, 2)."
+            )
+        if torch.allclose(tokens, conv.reshape(B, N, D), atol=1e-4, rtol=1e-4):
+            raise Incorrect(
+                f"with {context}, you reshaped (B, D, H/P, W/P) straight to (B, N, D), which mixes channels "
+                "and positions; use .flatten(2).transpose(1, 2)."
+            )
+        error = (tokens - expected).abs().max().item()
+        raise Incorrect(
+            f"with {context}, the tokens have the right shape but wrong values (max abs error {error:.3g})."
+        )
+
+
+# -- 02.class_token ------------------------------------------------------------------------------
+
+
+def grade_class_token(candidate) -> None:
+    generator = torch.Generator().manual_seed(3)
+    for B, N, D in [(3, 5, 4), (1, 16, 8), (2, 1, 6)]:
+        tokens = torch.randn(B, N, D, generator=generator)  # (B, N, D)
+        cls_token = torch.randn(1, 1, D, generator=generator).requires_grad_()
+        tokens_before, cls_before = tokens.clone(), cls_token.detach().clone()
+        context = f"tokens of shape {(B, N, D)}"
+        try:
+            out = candidate(tokens, cls_token)
+        except NotImplementedError:
+            raise
+        except Exception as error:
+            hint = " (expand the (1, 1, D) token to (B, 1, D) before torch.cat)" if B > 1 else ""
+            raise Incorrect(f"with {context}, your function raised {type(error).__name__}: {error}{hint}") from None
+        if not torch.equal(tokens, tokens_before) or not torch.equal(cls_token.detach(), cls_before):
+            raise Incorrect("your function changed tokens or cls_token in place; build a new tensor with torch.cat.")
+        out = expect_tensor(out, f"with {context}, the result")
+        shape = tuple(out.shape)
+        if shape == (B, N, 2 * D):
+            raise Incorrect(
+                f"with {context}, the result has shape {shape}: you concatenated along the feature axis; the "
+                "class token is one more token, so concatenate along dim=1."
+            )
+        if shape == (1, N + 1, D) and B > 1:
+            raise Incorrect(
+                f"with {context}, the result has shape {shape}: keep one sequence per image, (B, N + 1, D)."
+            )
+        if shape != (B, N + 1, D):
+            raise Incorrect(f"with {context}, the result has shape {shape}, expected (B, N + 1, D) = {(B, N + 1, D)}.")
+        expected = torch.cat([cls_before.expand(B, 1, D), tokens], dim=1)
+        if not torch.allclose(out.detach(), expected):
+            appended = torch.cat([tokens, cls_before.expand(B, 1, D)], dim=1)
+            if torch.allclose(out.detach(), appended):
+                raise Incorrect(
+                    "the class token is at the end; put it first (position 0): the head reads tokens[:, 0]."
+                )
+            raise Incorrect(
+                f"with {context}, the result has the right shape but wrong values: out[:, 0] must be the class "
+                "token and out[:, 1:] the patch tokens, unchanged."
+            )
+        if not out.requires_grad:
+            raise Incorrect(
+                "no gradient reaches cls_token (did you use .data, .detach() or torch.tensor(...)?): the class "
+                "token is a parameter and must be learned; use cls_token.expand(B, -1, -1)."
+            )
+        (grad,) = torch.autograd.grad(out[:, 0].sum(), cls_token)
+        if not torch.allclose(grad, torch.full_like(grad, float(B))):
+            raise Incorrect("the gradient to cls_token is wrong: every image must use the same class token.")
+
+
+register(
+    _ExerciseWithImports(
+        id="02.patch_embedding",
+        title="Patch embedding as a strided convolution",
+        grader=grade_patch_embedding,
+        solution_obj=PatchEmbedding,
+        hint_text=(
+            "In __init__: self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size). "
+            "In forward: self.proj(images) is (B, D, H/P, W/P); .flatten(2) gives (B, D, N); .transpose(1, 2) "
+            "gives (B, N, D). img_size may be an int or a pair (height, width)."
+        ),
+    )
+)
+
+register(
+    Exercise(
+        id="02.class_token",
+        title="Prepend the class token",
+        grader=grade_class_token,
+        solution_obj=prepend_class_token,
+        hint_text=(
+            "cls_token has shape (1, 1, D); cls_token.expand(B, -1, -1) makes it (B, 1, D) without copying (and "
+            "gradients still flow to it); torch.cat([cls, tokens], dim=1) puts it in front: (B, 1 + N, D)."
+        ),
+    )
+)
