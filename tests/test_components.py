@@ -169,3 +169,17 @@ def test_quick_mode_flag(monkeypatch):
     assert not vl.is_quick()
     monkeypatch.delenv("VIT_LESSONS_QUICK")
     assert not vl.is_quick()
+
+
+def test_fused_and_explicit_paths_agree_on_a_query_with_no_allowed_key():
+    torch.manual_seed(0)
+    attn = MultiHeadSelfAttention(8, 2).eval()
+    tokens = torch.randn(1, 3, 8)
+    mask = torch.tensor([[True, False, False], [False, False, False], [True, True, True]])
+    with torch.no_grad():
+        fused = attn(tokens, mask)
+        attn.fused_attn = False
+        explicit = attn(tokens, mask)
+    torch.testing.assert_close(explicit, fused)
+    _, weights = scaled_dot_product_attention(tokens, tokens, tokens, mask)
+    assert (weights[0, 1] == 0).all() and torch.isfinite(weights).all()

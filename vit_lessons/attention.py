@@ -41,7 +41,8 @@ def scaled_dot_product_attention(
         q: (..., Nq, d); k: (..., Nk, d); v: (..., Nk, dv).
         mask: optional boolean, True where a query may attend to a key, broadcastable to
             (..., Nq, Nk); the same meaning as ``torch.nn.functional.scaled_dot_product_attention``.
-            A query row that may attend to nothing gets NaN weights there too.
+            A query row that may attend to nothing gets all-zero weights and a zero output, as
+            torch's fused SDPA gives on torch 2.x (0/0 would otherwise be NaN).
 
     Returns:
         ``(out, weights)``: (..., Nq, dv) and (..., Nq, Nk), each weights row summing to 1.
@@ -53,6 +54,8 @@ def scaled_dot_product_attention(
             raise TypeError("mask must be a boolean tensor (True = may attend); convert a 0/1 mask with mask.bool()")
         scores = scores.masked_fill(~mask, float("-inf"))
     weights = scores.softmax(dim=-1)  # (..., Nq, Nk)
+    if mask is not None:  # rows with no allowed key: zeros, not NaN
+        weights = weights.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
     return weights @ v, weights  # (..., Nq, dv), (..., Nq, Nk)
 
 

@@ -126,3 +126,78 @@ def test_reference_solution_is_correct(ex):
 def test_check_prints_status(ex, capsys):
     ex.check(stub)
     assert "not attempted" in capsys.readouterr().out
+
+
+def sqrt_of_value_size(q, k, v, mask=None):
+    w = _masked(q @ k.transpose(-2, -1) / math.sqrt(v.shape[-1]), mask).softmax(-1)
+    return w @ v, w
+
+
+def padding_mask_indexing(q, k, v, mask=None):
+    """Handles a (Nq, Nk) mask by boolean indexing, which breaks on a broadcast (B, 1, 1, Nk) mask."""
+    s = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        s = s.clone()
+        s[..., ~mask.reshape(s.shape[-2], -1)] = float("-inf")
+    w = s.softmax(-1)
+    return w @ v, w
+
+
+def test_more_bugs(ex):
+    result = ex.grade(sqrt_of_value_size)
+    assert result.status == "incorrect" and "VALUE size" in result.message, result
+    result = ex.grade(padding_mask_indexing)
+    assert result.status == "incorrect" and "padding mask" in result.message, result
+
+
+# 04.padding_mask
+
+import torch  # noqa: E402
+
+
+def pm_reference_like(lengths, num_tokens):
+    return (torch.arange(num_tokens) < lengths[:, None])[:, None, None, :]
+
+
+def pm_2d(lengths, num_tokens):
+    return torch.arange(num_tokens) < lengths[:, None]
+
+
+def pm_float(lengths, num_tokens):
+    return pm_reference_like(lengths, num_tokens).float()
+
+
+def pm_inverted(lengths, num_tokens):
+    return ~pm_reference_like(lengths, num_tokens)
+
+
+def pm_off_by_one(lengths, num_tokens):
+    return (torch.arange(num_tokens) <= lengths[:, None])[:, None, None, :]
+
+
+def pm_uses_max_length(lengths, num_tokens):
+    return pm_reference_like(lengths, int(lengths.max()))
+
+
+PM_BUGS = {
+    pm_2d: r"shape \(B, N\)",
+    pm_float: "boolean",
+    pm_inverted: "inverted",
+    pm_off_by_one: "off by one",
+    pm_uses_max_length: r"\(2, 1, 1, 9\)",
+}
+
+
+@pytest.mark.parametrize("bug", list(PM_BUGS), ids=lambda f: f.__name__)
+def test_padding_mask_bugs(bug):
+    result = get_exercise("04.padding_mask").grade(bug)
+    assert result.status == "incorrect", result
+    assert re.search(PM_BUGS[bug], result.message), result.message
+
+
+def test_padding_mask_reference_is_correct():
+    ex = get_exercise("04.padding_mask")
+    namespace = {}
+    exec(ex.solution_source("mine"), namespace)
+    assert ex.grade(namespace["mine"]).status == "correct"
+    assert ex.grade(pm_reference_like).status == "correct"

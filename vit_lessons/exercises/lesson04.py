@@ -36,7 +36,7 @@ def _call(candidate, q, k, v, mask=None):
     return result
 
 
-def _diagnose_weights(weights, q, k, mask) -> str:
+def _diagnose_weights(weights, q, k, mask, v=None) -> str:
     """Name the usual mistake behind wrong attention weights, or ''."""
     d = q.shape[-1]
     scores = q @ k.transpose(-2, -1)
@@ -47,6 +47,10 @@ def _diagnose_weights(weights, q, k, mask) -> str:
         "you divided by d; divide by sqrt(d)": scores / d,
         "you multiplied by sqrt(d); divide by it": scores * math.sqrt(d),
     }
+    if v is not None and v.shape[-1] != d:
+        guesses["you divided by sqrt of the VALUE size; d is the query/key size q.shape[-1]"] = scores / math.sqrt(
+            v.shape[-1]
+        )
     for message, guess in guesses.items():
         if torch.allclose(weights, guess.softmax(-1), atol=1e-5, equal_nan=True):
             return message
@@ -70,7 +74,7 @@ def grade_attention(candidate) -> None:
         raise Incorrect("weights have shape (..., Nk, Nq): compute q @ k.transpose(-2, -1), which is (..., Nq, Nk).")
     expect_tensor(weights, "weights", (2, 3, 5, 7))
     if not torch.allclose(weights.detach(), expected_weights, atol=1e-5):
-        hint = _diagnose_weights(weights.detach(), q, k, None)
+        hint = _diagnose_weights(weights.detach(), q, k, None, v)
         hint = hint or "check the formula softmax(q kᵀ / sqrt(d))"
         raise Incorrect(f"weights have the right shape but wrong values: {hint}.")
     expect_close(out, expected_out, "out", hint="It should be weights @ v, of shape (..., Nq, dv).")
@@ -111,12 +115,82 @@ def grade_attention(candidate) -> None:
     expect_close(weights_m, ref_weights_m, "masked weights")
     expect_close(out_m, ref_out_m, "masked out")
 
+    # A key-padding mask (B, 1, 1, Nk): a different number of real tokens per sample, broadcast over
+    # heads and queries, as when images of different sizes share a batch.
+    padding = torch.arange(7) < torch.tensor([7, 4]).reshape(2, 1, 1, 1)  # (2, 1, 1, 7)
+    try:
+        out_p, weights_p = _call(candidate, q, k, v, padding)
+    except Incorrect:
+        raise
+    except Exception as error:
+        raise Incorrect(
+            f"with a per-sample padding mask of shape (B, 1, 1, Nk) your code raised {type(error).__name__}: "
+            f"{error}. Let the mask broadcast against the scores (masked_fill does); do not index or reshape it."
+        ) from error
+    ref_out_p, ref_weights_p = scaled_dot_product_attention(q, k, v, padding)
+    expect_close(
+        weights_p,
+        ref_weights_p,
+        "weights with a per-sample padding mask of shape (B, 1, 1, Nk)",
+        hint="Let the mask broadcast against the scores (masked_fill does); do not index or reshape it.",
+    )
+    expect_close(out_p, ref_out_p, "out with a per-sample padding mask")
+
     # Large scores must not overflow (a hand-written exp/sum does).
     big_q = randn(1, 4, 8) * 40
     out_big, _ = _call(candidate, big_q, big_q, randn(1, 4, 8))
     if not torch.isfinite(expect_tensor(out_big, "out for large scores")).all():
         raise Incorrect("large scores give inf/NaN: use tensor.softmax(dim=-1), which subtracts the maximum first.")
 
+
+def padding_mask(lengths, num_tokens):
+    """Reference solution: (B,) real-token counts → (B, 1, 1, N) boolean key mask, True = may attend."""
+    import torch
+
+    positions = torch.arange(num_tokens, device=lengths.device)  # (N,)
+    return (positions < lengths.reshape(-1, 1)).reshape(-1, 1, 1, num_tokens)  # (B, 1, 1, N)
+
+
+def grade_padding_mask(candidate) -> None:
+    lengths = torch.tensor([5, 2, 1, 3])
+    mask = candidate(lengths, 5)
+    expected = padding_mask(lengths, 5)
+    mask = expect_tensor(mask, "the mask")
+    if mask.dtype != torch.bool:
+        raise Incorrect(
+            f"the mask has dtype {mask.dtype}; return a boolean tensor (torch's SDPA reads a float mask as "
+            "numbers ADDED to the scores, so a 0/1 float mask would mask nothing)."
+        )
+    if tuple(mask.shape) == (4, 5):
+        raise Incorrect(
+            "the mask has shape (B, N); scores are (B, h, Nq, Nk), and (B, N) would broadcast B against Nq. "
+            "Return (B, 1, 1, N): .reshape(B, 1, 1, N) or mask[:, None, None, :]."
+        )
+    expect_tensor(mask, "the mask", (4, 1, 1, 5))
+    if torch.equal(mask, ~expected):
+        raise Incorrect("the mask is inverted: True marks the real tokens, the keys a query MAY attend to.")
+    if torch.equal(mask, padding_mask(lengths + 1, 5)) or torch.equal(mask, padding_mask(lengths - 1, 5)):
+        raise Incorrect("off by one: a sample with length L has real tokens 0 .. L-1, so use positions < L.")
+    if not torch.equal(mask, expected):
+        raise Incorrect("wrong mask: for sample b, key j may be attended to exactly when j < lengths[b].")
+    lengths2 = torch.tensor([8, 3])
+    expect_tensor(candidate(lengths2, 9), "the mask for 9 tokens", (2, 1, 1, 9))
+    if not torch.equal(candidate(lengths2, 9), padding_mask(lengths2, 9)):
+        raise Incorrect("the mask must use num_tokens, not a fixed size or lengths.max().")
+
+
+register(
+    Exercise(
+        id="04.padding_mask",
+        title="A key-padding mask for a batch of different lengths",
+        grader=grade_padding_mask,
+        solution_obj=padding_mask,
+        hint_text=(
+            "torch.arange(num_tokens) < lengths.reshape(-1, 1) gives (B, N); reshape it to (B, 1, 1, N) so it "
+            "broadcasts over heads and queries."
+        ),
+    )
+)
 
 register(
     Exercise(

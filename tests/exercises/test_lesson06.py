@@ -1,0 +1,226 @@
+"""Bug zoo for 06.encoder_block and 06.drop_path: each typical mistake is rejected with its own
+message; the tiny ones (LayerNorm eps, tanh GELU) are shown to be detectable at all."""
+
+import re
+from collections import OrderedDict
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vit_lessons.attention import MultiHeadSelfAttention
+from vit_lessons.exercises import get_exercise
+
+
+@pytest.fixture(scope="module")
+def ex():
+    return get_exercise("06.encoder_block")
+
+
+class Configurable(nn.Module):
+    """A block with one switch per typical mistake."""
+
+    eps = 1e-6
+    act = "gelu"
+    post_norm = False
+    norm1_twice = False
+    attn_residual = True
+    mlp_residual = True
+    hidden_ratio = None
+
+    def __init__(self, dim, num_heads, mlp_ratio=4.0):
+        super().__init__()
+        hidden = int(dim * (self.hidden_ratio or mlp_ratio))
+        self.norm1 = nn.LayerNorm(dim, eps=self.eps)
+        self.attn = MultiHeadSelfAttention(dim, num_heads)
+        self.norm2 = nn.LayerNorm(dim, eps=self.eps)
+        acts = {"gelu": nn.GELU(), "relu": nn.ReLU(), "tanh": nn.GELU(approximate="tanh")}
+        self.mlp = nn.Sequential(
+            OrderedDict(fc1=nn.Linear(dim, hidden), act=acts[self.act], fc2=nn.Linear(hidden, dim))
+        )
+
+    def forward(self, tokens):
+        norm2 = self.norm1 if self.norm1_twice else self.norm2
+        if self.post_norm:
+            tokens = self.norm1(tokens + self.attn(tokens))
+            return norm2(tokens + self.mlp(tokens))
+        attended = self.attn(self.norm1(tokens))
+        tokens = tokens + attended if self.attn_residual else attended
+        mlp_out = self.mlp(norm2(tokens))
+        return tokens + mlp_out if self.mlp_residual else mlp_out
+
+
+class Correct(Configurable):
+    pass
+
+
+class PostNorm(Configurable):
+    post_norm = True
+
+
+class Norm1Twice(Configurable):
+    norm1_twice = True
+
+
+class ReLU(Configurable):
+    act = "relu"
+
+
+class TanhGELU(Configurable):
+    act = "tanh"
+
+
+class NoAttnResidual(Configurable):
+    attn_residual = False
+
+
+class NoMlpResidual(Configurable):
+    mlp_residual = False
+
+
+class Eps1e5(Configurable):
+    eps = 1e-5
+
+
+class FixedHidden(Configurable):
+    hidden_ratio = 4.0  # ignores mlp_ratio
+
+
+class NoNorm2(Configurable):
+    def __init__(self, dim, num_heads, mlp_ratio=4.0):
+        super().__init__(dim, num_heads, mlp_ratio)
+        del self.norm2
+
+    def forward(self, tokens):
+        tokens = tokens + self.attn(self.norm1(tokens))
+        return tokens + self.mlp(self.norm1(tokens))
+
+
+class SequentialMlp(Configurable):
+    def __init__(self, dim, num_heads, mlp_ratio=4.0):
+        super().__init__(dim, num_heads, mlp_ratio)
+        self.mlp = nn.Sequential(self.mlp.fc1, nn.GELU(), self.mlp.fc2)  # names mlp.0, mlp.2
+
+
+class InPlaceResidual(Configurable):
+    def forward(self, tokens):
+        tokens += self.attn(self.norm1(tokens))
+        tokens += self.mlp(self.norm2(tokens))
+        return tokens
+
+
+class Stub(nn.Module):
+    def __init__(self, dim, num_heads, mlp_ratio=4.0):
+        super().__init__()
+        raise NotImplementedError
+
+
+BUGS = {
+    PostNorm: "post-norm",
+    Norm1Twice: "norm2 is unused",
+    ReLU: "ReLU",
+    TanhGELU: "tanh approximation",
+    NoAttnResidual: "attention branch has no residual",
+    NoMlpResidual: "MLP branch has no residual",
+    Eps1e5: r"small-variance tokens \(std 0.01\).*eps=1e-5",
+    FixedHidden: r"wrong MLP hidden size for dim=32, mlp_ratio=2.0.*expected int\(dim \* mlp_ratio\) = 64",
+    NoNorm2: "there is no norm2",
+    SequentialMlp: r"parameter names differ .*mlp\.0\.weight",
+    InPlaceResidual: "in place",
+}
+
+
+@pytest.mark.parametrize("bug", list(BUGS), ids=lambda c: c.__name__)
+def test_each_bug_is_rejected_with_its_message(ex, bug):
+    result = ex.grade(bug)
+    assert result.status == "incorrect", result
+    assert re.search(BUGS[bug], result.message), result.message
+
+
+def test_eps_only_shows_on_small_variance_tokens():
+    """The reason the grader has a small-variance input: eps 1e-5 vs 1e-6 is invisible otherwise."""
+    torch.manual_seed(0)
+    unit, small = torch.randn(4, 64), 1 + 0.01 * torch.randn(4, 64)
+    for tokens, visible in ((unit, False), (10 * unit, False), (small, True)):
+        difference = (F.layer_norm(tokens, (64,), eps=1e-5) - F.layer_norm(tokens, (64,), eps=1e-6)).abs().max()
+        assert (difference > 1e-3) == visible, (tokens.std(), difference)
+
+
+def test_correct_block_and_library_block_pass(ex):
+    from vit_lessons.blocks import EncoderBlock
+
+    assert ex.grade(Correct).status == "correct"
+    assert ex.grade(EncoderBlock).status == "correct"
+
+
+def test_stub_is_not_attempted(ex):
+    assert ex.grade(Stub).status == "not_attempted"
+
+
+def test_reference_solution_is_correct(ex):
+    namespace = {"nn": nn}  # the lesson's setup cell imports nn: the class statement needs it as a base
+    exec(ex.solution_source("Mine"), namespace)
+    result = ex.grade(namespace["Mine"])
+    assert result.status == "correct", result
+
+
+# 06.drop_path
+
+
+def dropout_elementwise(tokens, drop_prob, training=True):
+    return F.dropout(tokens, drop_prob, training)
+
+
+def no_rescale(tokens, drop_prob, training=True):
+    if not training or drop_prob == 0:
+        return tokens
+    return tokens * (torch.rand(tokens.shape[0], 1, 1) >= drop_prob)
+
+
+def drops_in_eval(tokens, drop_prob, training=True):
+    keep = torch.rand(tokens.shape[0], 1, 1) >= drop_prob
+    return tokens * keep / (1 - drop_prob)
+
+
+def keeps_with_drop_prob(tokens, drop_prob, training=True):
+    if not training or drop_prob == 0:
+        return tokens
+    keep = torch.rand(tokens.shape[0], 1, 1) < drop_prob
+    return tokens * keep / drop_prob
+
+
+def in_place(tokens, drop_prob, training=True):
+    if not training or drop_prob == 0:
+        return tokens
+    return tokens.mul_((torch.rand(tokens.shape[0], 1, 1) >= drop_prob) / (1 - drop_prob))
+
+
+DROP_BUGS = {
+    dropout_elementwise: "element-wise dropout",
+    no_rescale: "not rescaled",
+    drops_in_eval: "when not training",
+    keeps_with_drop_prob: "70% of the samples were dropped",
+    in_place: "in place",
+}
+
+
+@pytest.mark.parametrize("bug", list(DROP_BUGS), ids=lambda f: f.__name__)
+def test_drop_path_bugs(bug):
+    result = get_exercise("06.drop_path").grade(bug)
+    assert result.status == "incorrect", result
+    assert re.search(DROP_BUGS[bug], result.message), result.message
+
+
+def test_drop_path_reference_and_library_are_correct():
+    from vit_lessons.blocks import DropPath
+
+    ex = get_exercise("06.drop_path")
+    namespace = {}
+    exec(ex.solution_source("mine"), namespace)
+    assert ex.grade(namespace["mine"]).status == "correct"
+
+    def library(tokens, drop_prob, training=True):
+        return DropPath(drop_prob).train(training)(tokens)
+
+    assert ex.grade(library).status == "correct"
