@@ -29,6 +29,11 @@ test: $(STAMP)
 	$(PY) -m pytest tests -q -m "not browser" --ignore=tests/notebooks
 	VIT_LESSONS_QUICK=1 $(PY) -m pytest -q $(NBVAL) $(NOTEBOOKS)
 	VIT_LESSONS_QUICK=1 $(PY) -m pytest -q tests/notebooks -m "not browser"
+	if [ -x /usr/bin/chromium ]; then $(MAKE) test-browser; else echo "skipping the browser test: no /usr/bin/chromium"; fi
+
+# Lesson 09's explorer in a real JupyterLab, driven by headless Chromium (Debian's chromium + playwright).
+test-browser: $(STAMP)
+	$(PY) -m pytest -q -m browser tests/browser
 
 test-fast: $(STAMP)
 	$(PY) -m pytest tests -q -m "not slow and not browser"
