@@ -39,7 +39,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest tests -q -m "not slow and not browser"
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check vit_lessons tests tools notebooks/src
+	$(VENV)/bin/ruff check vit_lessons tests tools
 
 # Re-execute every lesson in full mode and save it with outputs (what students read on GitHub).
 notebooks: $(STAMP)

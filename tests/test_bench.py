@@ -48,3 +48,19 @@ def test_time_to_accuracy_trains_both_models_identically(tmp_path):
     assert result["ours"]["test_accuracy_per_epoch"] == result["timm"]["test_accuracy_per_epoch"]
     assert result["ours"]["epochs_to_target"] == result["timm"]["epochs_to_target"] == 1
     assert (tmp_path / "ours" / "summary.json").exists() and (tmp_path / "timm" / "summary.json").exists()
+
+
+def test_bench_inference_mode_prints_and_saves_the_table(tmp_path, capsys):
+    import json
+
+    from vit_lessons import bench
+
+    output = tmp_path / "inference.json"
+    argv = ["--inference", "--models", "vit_digits_patch2_8", "--img-size", "8", "--batch-sizes", "2"]
+    argv += ["--dtypes", "fp32", "--repeats", "1", "--tome-model", "vit_digits_patch2_8", "--tome-r", "2"]
+    argv += ["--tome-batch", "2", "--output", str(output)]
+    assert bench.main(argv) == 0
+    saved = json.loads(output.read_text())
+    printed = capsys.readouterr().out
+    assert json.loads(printed) == saved
+    assert saved["rows"][0]["batch_size"] == 2 and "token_merging" in saved

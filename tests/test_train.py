@@ -282,7 +282,7 @@ def test_course_checkpoint_with_wrong_checksum_is_refused(tmp_path, monkeypatch)
 def test_distillation_from_a_teacher_checkpoint(tmp_path):
     train(_tiny(epochs=1), out=tmp_path / "teacher", progress=False, log=None)
     teacher_path = tmp_path / "teacher" / "best.pt"
-    plain = train(_tiny(epochs=1), out=tmp_path / "plain", progress=False, log=None)
+    train(_tiny(epochs=1), out=tmp_path / "plain", progress=False, log=None)
     soft = train(
         _tiny(epochs=1), out=tmp_path / "soft", progress=False, log=None, teacher=str(teacher_path), distill="soft"
     )

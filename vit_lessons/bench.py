@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -276,7 +277,13 @@ def format_table(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--inference" in argv:  # lesson 13's inference table; options as `python -m vit_lessons.efficient --help`
+        from .efficient import main as inference_main
+
+        return inference_main([arg for arg in argv if arg != "--inference"])
     parser = argparse.ArgumentParser(prog="python -m vit_lessons.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--inference", action="store_true", help="inference throughput table (vit_lessons.efficient)")
     parser.add_argument("--config", default="digits", help="a vit_lessons.train config")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--target", type=float, default=0.97, help="test accuracy for time-to-accuracy")
