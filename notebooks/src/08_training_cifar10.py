@@ -88,7 +88,7 @@ print(f"config {config.name!r}: {len(train_set):,} training and {len(test_set):,
 # Images are kept as **uint8** arrays of shape (N, C, H, W): 50,000 CIFAR images take 150 MB, a
 # quarter of their float32 size, small enough to live on any GPU.
 
-# %% tags=["nbval-check-output"]
+# %%
 print("one image:", tuple(train_set.images.shape[1:]), train_set.images.dtype)
 print("labels:", train_set.labels.dtype, "classes:", train_set.classes)
 
@@ -130,7 +130,7 @@ plt.show()
 # %% [markdown]
 # The output holds only pixels of the input and the zero padding, in the same shape and dtype:
 
-# %% tags=["nbval-check-output"]
+# %%
 print("augmented:", tuple(augmented.shape[1:]), augmented.dtype)
 print("only input pixels or padding:", bool(torch.isin(augmented, torch.cat([one.unique(), torch.zeros(1, dtype=torch.uint8)])).all()))
 print("centred and unflipped = unchanged:",
@@ -141,7 +141,7 @@ print("centred and unflipped = unchanged:",
 # normalises with the per-channel mean and std. The order and augmentation of an epoch depend only on
 # (seed, epoch), which is what makes resuming exact (section 7).
 
-# %% tags=["nbval-check-output"]
+# %%
 from vit_lessons.data import DeviceLoader
 
 loader = DeviceLoader(train_set, 64, train=True, device=device, crop_padding=config.crop_padding, flip=config.flip)
