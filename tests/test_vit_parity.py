@@ -183,8 +183,9 @@ def test_conv_stem_hybrid():
     model = VisionTransformer(img_size=32, num_classes=10, embed_dim=64, depth=2, num_heads=4, stem="conv")
     assert model.patch_embed.grid_size == (4, 4) and model.pos_embed.shape == (1, 17, 64)
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
-    shallow = VisionTransformer(img_size=32, num_classes=10, embed_dim=64, depth=1, num_heads=4, stem="conv",
-                                stem_channels=(32, 64))
+    shallow = VisionTransformer(
+        img_size=32, num_classes=10, embed_dim=64, depth=1, num_heads=4, stem="conv", stem_channels=(32, 64)
+    )
     assert shallow.patch_embed.grid_size == (8, 8)
     with pytest.raises(ValueError, match="total stride 8"):
         VisionTransformer(img_size=36, embed_dim=64, depth=1, num_heads=4, stem="conv")

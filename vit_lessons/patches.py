@@ -181,8 +181,12 @@ class ConvStemEmbedding(nn.Module):
     def __init__(self, img_size=32, in_chans: int = 3, embed_dim: int = 128, channels=(32, 64, 128)):
         super().__init__()
         height, width = _pair(img_size)
-        for name, value in (("img_size", height), ("img_size", width), ("in_chans", in_chans),
-                            ("embed_dim", embed_dim)):
+        for name, value in (
+            ("img_size", height),
+            ("img_size", width),
+            ("in_chans", in_chans),
+            ("embed_dim", embed_dim),
+        ):
             _check_positive_int(name, value)
         stride = 2 ** len(channels)
         if height % stride or width % stride:

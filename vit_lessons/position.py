@@ -66,7 +66,9 @@ def sinusoidal_position_encoding_2d(grid_height: int, grid_width: int, dim: int,
 
 
 def learned_position_embedding(num_positions: int, dim: int, std: float = 0.02) -> nn.Parameter:
-    """A learned embedding, (1, num_positions, dim), truncated-normal initialised (std 0.02)."""
+    """A learned embedding, (1, num_positions, dim), initialised from N(0, 0.02²) truncated at ±2σ
+    (so the values' actual standard deviation is about 0.0176; timm truncates at ±2 absolute instead,
+    which leaves N(0, 0.02²) untouched: either way training sets the final values)."""
     _check_dim("num_positions", num_positions)
     _check_dim("dim", dim)
     embedding = nn.Parameter(torch.empty(1, num_positions, dim))

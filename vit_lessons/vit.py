@@ -168,7 +168,7 @@ class VisionTransformer(nn.Module):
 
 
 def _init_weights(module: nn.Module) -> None:
-    """Truncated normal (std 0.02) for linear layers, zero biases; LayerNorm to identity."""
+    """N(0, 0.02²) truncated at ±2σ for linear layers, zero biases; LayerNorm to identity."""
     if isinstance(module, nn.Linear):
         nn.init.trunc_normal_(module.weight, std=0.02, a=-0.04, b=0.04)
         if module.bias is not None:
