@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["Incorrect", "expect_tensor", "expect_close", "copy_weights"]
+__all__ = ["Incorrect", "expect_tensor", "expect_close", "copy_weights", "compare_token_outputs"]
 
 
 class Incorrect(Exception):
@@ -55,3 +55,28 @@ def copy_weights(source: torch.nn.Module, target: torch.nn.Module, what: str) ->
                 f"{what}: parameter {key} has shape {tuple(dst[key].shape)}, expected {tuple(value.shape)}."
             )
     target.load_state_dict(src)
+
+
+def compare_token_outputs(
+    module, reference, tokens, setting: str, where: str, diagnose, fallback_hint: str, in_place_fix: str, atol: float
+) -> None:
+    """Run a candidate ``module`` and its ``reference`` on (B, N, D) ``tokens``: the candidate must not
+    change its input, and must give the reference's shape and values. ``diagnose(reference, tokens,
+    out)`` names the usual mistake behind a wrong output (or returns '')."""
+    before = tokens.clone()
+    with torch.no_grad():
+        out = module(tokens)
+        expected = reference(tokens)
+    if not torch.equal(tokens, before):
+        raise Incorrect(f"your forward changed its input tokens in place; {in_place_fix}")
+    out = expect_tensor(out, f"the output for {setting}")
+    if tuple(out.shape) != tuple(expected.shape):
+        raise Incorrect(
+            f"the output for {setting} has shape {tuple(out.shape)}, expected (B, N, D) = {tuple(expected.shape)}."
+        )
+    out = out.detach().float()
+    if not torch.allclose(out, expected, atol=atol, rtol=1e-4):
+        with torch.no_grad():
+            hint = diagnose(reference, tokens, out)
+        error = (out - expected).abs().max().item()
+        raise Incorrect(f"wrong output for {where} (max abs error {error:.3g}): {hint or fallback_hint}.")

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..attention import MultiHeadSelfAttention
 from . import Exercise, register
-from .grading import Incorrect, expect_tensor
+from .grading import Incorrect, compare_token_outputs
 
 __all__ = ["MultiHeadAttention", "attention_parameter_count", "randomize_parameters", "grade_multi_head_attention"]
 
@@ -176,27 +176,17 @@ def grade_multi_head_attention(candidate) -> None:
         ref.eval()
         for scale in (1.0, 3.0):  # larger inputs make the softmax sharper, where the scale matters more
             tokens = scale * torch.randn(batch, tokens_n, dim, generator=generator)
-            before = tokens.clone()
-            with torch.no_grad():
-                out = module(tokens)
-                expected = ref(tokens)
-            if not torch.equal(tokens, before):
-                raise Incorrect("your forward changed its input tokens in place; compute new tensors instead.")
-            out = expect_tensor(out, f"the output for {setting}")
-            if tuple(out.shape) != tuple(expected.shape):
-                raise Incorrect(
-                    f"the output for {setting} has shape {tuple(out.shape)}, expected (B, N, D) = "
-                    f"{tuple(expected.shape)}."
-                )
-            out = out.detach().float()
-            if not torch.allclose(out, expected, atol=1e-4, rtol=1e-4):
-                with torch.no_grad():
-                    hint = _diagnose(ref, tokens, out)
-                error = (out - expected).abs().max().item()
-                raise Incorrect(
-                    f"wrong output for {setting}, {tokens_n} tokens (max abs error {error:.3g}): "
-                    f"{hint or 'compare each step with the lesson: split heads, scale, softmax, merge, project'}."
-                )
+            compare_token_outputs(
+                module,
+                ref,
+                tokens,
+                setting,
+                f"{setting}, {tokens_n} tokens",
+                _diagnose,
+                "compare each step with the lesson: split heads, scale, softmax, merge, project",
+                "compute new tensors instead.",
+                atol=1e-4,
+            )
 
 
 def attention_parameter_count(dim, num_heads, qkv_bias=True):

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..blocks import LAYER_NORM_EPS, EncoderBlock
 from . import Exercise, register
-from .grading import Incorrect, expect_tensor
+from .grading import Incorrect, compare_token_outputs, expect_tensor
 from .lesson05 import randomize_parameters
 
 __all__ = ["PreNormBlock", "drop_path", "grade_encoder_block", "grade_drop_path"]
@@ -171,27 +171,17 @@ def grade_encoder_block(candidate) -> None:
             "small-variance tokens (std 0.01)": 1 + 0.01 * torch.randn(batch, tokens_n, dim, generator=generator),
         }
         for what, tokens in inputs.items():
-            before = tokens.clone()
-            with torch.no_grad():
-                out = module(tokens)
-                expected = ref(tokens)
-            if not torch.equal(tokens, before):
-                raise Incorrect("your forward changed its input tokens in place; use tokens = tokens + ... instead.")
-            out = expect_tensor(out, f"the output for {setting}")
-            if tuple(out.shape) != tuple(expected.shape):
-                raise Incorrect(
-                    f"the output for {setting} has shape {tuple(out.shape)}, expected (B, N, D) = "
-                    f"{tuple(expected.shape)}."
-                )
-            out = out.detach().float()
-            if not torch.allclose(out, expected, atol=1e-5, rtol=1e-4):
-                with torch.no_grad():
-                    hint = _diagnose(ref, tokens, out)
-                error = (out - expected).abs().max().item()
-                raise Incorrect(
-                    f"wrong output for {setting} on {what} (max abs error {error:.3g}): "
-                    f"{hint or 'check the order: norm1, attn, residual; norm2, mlp, residual'}."
-                )
+            compare_token_outputs(
+                module,
+                ref,
+                tokens,
+                setting,
+                f"{setting} on {what}",
+                _diagnose,
+                "check the order: norm1, attn, residual; norm2, mlp, residual",
+                "use tokens = tokens + ... instead.",
+                atol=1e-5,
+            )
 
 
 def drop_path(tokens, drop_prob, training=True):
