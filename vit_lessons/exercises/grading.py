@@ -3,9 +3,20 @@ student can act on."""
 
 from __future__ import annotations
 
-import torch
+import math
 
-__all__ = ["Incorrect", "expect_tensor", "expect_close", "copy_weights", "compare_token_outputs"]
+import torch
+from torch import nn
+
+__all__ = [
+    "Incorrect",
+    "expect_tensor",
+    "expect_close",
+    "copy_weights",
+    "randomize_parameters",
+    "module_with_reference_weights",
+    "compare_token_outputs",
+]
 
 
 class Incorrect(Exception):
@@ -80,3 +91,34 @@ def compare_token_outputs(
             hint = diagnose(reference, tokens, out)
         error = (out - expected).abs().max().item()
         raise Incorrect(f"wrong output for {where} (max abs error {error:.3g}): {hint or fallback_hint}.")
+
+
+def randomize_parameters(module: nn.Module, generator: torch.Generator) -> None:
+    """Overwrite every parameter with random values (norm weights around 1, everything else
+    around 0 with a fan-in scale), so that no mistake hides behind a default initialisation."""
+    with torch.no_grad():
+        for name, param in module.named_parameters():
+            noise = torch.randn(param.shape, generator=generator)
+            if param.ndim >= 2:
+                param.copy_(noise / math.sqrt(param.shape[-1]))
+            elif "norm" in name and name.endswith("weight"):
+                param.copy_(1.0 + 0.5 * noise)
+            else:
+                param.copy_(0.5 * noise)
+
+
+def module_with_reference_weights(
+    candidate, reference: nn.Module, args: tuple, kwargs: dict, check_parameters, generator: torch.Generator
+) -> nn.Module:
+    """Instantiate the candidate class with ``args``/``kwargs``, check its parameters with
+    ``check_parameters(module, *args, *kwargs.values())``, and give it the randomised weights of ``reference`` (which is
+    randomised in place). Both are returned in eval mode; the candidate is returned."""
+    module = candidate(*args, **kwargs)
+    if not isinstance(module, nn.Module):
+        raise Incorrect(f"{candidate.__name__}(...) should be an nn.Module, got {type(module).__name__}.")
+    check_parameters(module, *args, *kwargs.values())
+    randomize_parameters(reference, generator)
+    module.load_state_dict(reference.state_dict(), strict=False)  # parameters checked above; extra buffers are fine
+    module.eval()
+    reference.eval()
+    return module

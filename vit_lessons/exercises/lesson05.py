@@ -15,7 +15,7 @@ from torch import nn
 
 from ..attention import MultiHeadSelfAttention
 from . import Exercise, register
-from .grading import Incorrect, compare_token_outputs
+from .grading import Incorrect, compare_token_outputs, module_with_reference_weights, randomize_parameters
 
 __all__ = ["MultiHeadAttention", "attention_parameter_count", "randomize_parameters", "grade_multi_head_attention"]
 
@@ -39,20 +39,6 @@ class MultiHeadAttention(nn.Module):
         heads = weights @ v  # (B, h, N, d)
         merged = heads.transpose(1, 2).reshape(B, N, D)  # (B, N, h, d) → (B, N, D)
         return self.proj(merged)  # (B, N, D)
-
-
-def randomize_parameters(module: nn.Module, generator: torch.Generator) -> None:
-    """Overwrite every parameter with random values (norm weights around 1, everything else
-    around 0 with a fan-in scale), so that no mistake hides behind a default initialisation."""
-    with torch.no_grad():
-        for name, param in module.named_parameters():
-            noise = torch.randn(param.shape, generator=generator)
-            if param.ndim >= 2:
-                param.copy_(noise / math.sqrt(param.shape[-1]))
-            elif "norm" in name and name.endswith("weight"):
-                param.copy_(1.0 + 0.5 * noise)
-            else:
-                param.copy_(0.5 * noise)
 
 
 def _mha_variant(
@@ -165,15 +151,15 @@ def grade_multi_head_attention(candidate) -> None:
     generator = torch.Generator().manual_seed(5)
     for dim, num_heads, qkv_bias, batch, tokens_n in CASES:
         setting = f"dim={dim}, num_heads={num_heads}, qkv_bias={qkv_bias}"
-        module = candidate(dim, num_heads, qkv_bias=qkv_bias)
-        if not isinstance(module, nn.Module):
-            raise Incorrect(f"{candidate.__name__}(...) should be an nn.Module, got {type(module).__name__}.")
-        _check_parameters(module, dim, num_heads, qkv_bias)
         ref = MultiHeadSelfAttention(dim, num_heads, qkv_bias=qkv_bias)
-        randomize_parameters(ref, generator)
-        module.load_state_dict(ref.state_dict(), strict=False)  # parameters checked above; extra buffers are fine
-        module.eval()
-        ref.eval()
+        module = module_with_reference_weights(
+            candidate,
+            ref,
+            (dim, num_heads),
+            dict(qkv_bias=qkv_bias),
+            _check_parameters,
+            generator,
+        )
         for scale in (1.0, 3.0):  # larger inputs make the softmax sharper, where the scale matters more
             tokens = scale * torch.randn(batch, tokens_n, dim, generator=generator)
             compare_token_outputs(

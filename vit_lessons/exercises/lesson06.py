@@ -20,8 +20,7 @@ from torch import nn
 
 from ..blocks import LAYER_NORM_EPS, EncoderBlock
 from . import Exercise, register
-from .grading import Incorrect, compare_token_outputs, expect_tensor
-from .lesson05 import randomize_parameters
+from .grading import Incorrect, compare_token_outputs, expect_tensor, module_with_reference_weights
 
 __all__ = ["PreNormBlock", "drop_path", "grade_encoder_block", "grade_drop_path"]
 
@@ -155,15 +154,15 @@ def grade_encoder_block(candidate) -> None:
     generator = torch.Generator().manual_seed(6)
     for dim, num_heads, mlp_ratio, batch, tokens_n in CASES:
         setting = f"dim={dim}, num_heads={num_heads}, mlp_ratio={mlp_ratio}"
-        module = candidate(dim, num_heads, mlp_ratio=mlp_ratio)
-        if not isinstance(module, nn.Module):
-            raise Incorrect(f"{candidate.__name__}(...) should be an nn.Module, got {type(module).__name__}.")
-        _check_parameters(module, dim, num_heads, mlp_ratio)
         ref = EncoderBlock(dim, num_heads, mlp_ratio=mlp_ratio)
-        randomize_parameters(ref, generator)
-        module.load_state_dict(ref.state_dict(), strict=False)  # parameters checked above; extra buffers are fine
-        module.eval()
-        ref.eval()
+        module = module_with_reference_weights(
+            candidate,
+            ref,
+            (dim, num_heads),
+            dict(mlp_ratio=mlp_ratio),
+            _check_parameters,
+            generator,
+        )
         # Unit-scale tokens with an offset, large tokens, and small-variance tokens (where eps shows).
         inputs = {
             "unit-scale tokens": torch.randn(batch, tokens_n, dim, generator=generator) + 0.5,
