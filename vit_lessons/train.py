@@ -56,6 +56,7 @@ __all__ = [
     "TrainConfig",
     "CONFIGS",
     "get_config",
+    "parse_overrides",
     "PrecisionPolicy",
     "resolve_precision",
     "CheckpointError",
@@ -100,6 +101,15 @@ class TrainConfig:
     per_class_test: int | None = None
     seed: int = 0
     max_bad_steps: int = 5  # consecutive non-finite steps before training stops
+    # Wall-clock budget in seconds for the whole run, data loading and the final evaluation
+    # included. The cosine schedule then runs on the clock, not on steps: the learning rate reaches
+    # its minimum when the time is up, and ``epochs`` is only an upper bound. Per-epoch evaluations
+    # use ``monitor_test`` test images; the final one uses the whole test split.
+    time_budget: float | None = None
+    monitor_test: int = 2000
+    tta_flip: bool = False  # evaluate on each image and its mirror image, averaging the logits
+    fused_attn: bool = True  # F.scaled_dot_product_attention; False: matmul + softmax (faster for few tokens on a CPU)
+    channels_last: bool = False  # NHWC memory layout for a convolutional stem
     description: str = ""
 
 
@@ -193,6 +203,38 @@ def get_config(name: str, **overrides) -> TrainConfig:
     return config
 
 
+def parse_overrides(items: list[str], base: TrainConfig, overrides: dict | None = None) -> dict:
+    """``["ema_decay=null", "model_kwargs.depth=6"]`` → overrides for :func:`get_config`.
+
+    Values are JSON (``null``, ``true``, numbers, lists); a bare word is taken as a string. A dotted
+    name sets one key of a dict field (a copy of ``base``'s), leaving its other keys as they are.
+    """
+    overrides = dict(overrides or {})
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ValueError(f"--set expects FIELD=VALUE (e.g. tta_flip=true), got {item!r}")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        field_name, _, key = name.partition(".")
+        if field_name not in fields:
+            raise ValueError(
+                f"--set {item!r}: TrainConfig has no field {field_name!r}; fields: {', '.join(sorted(fields))}"
+            )
+        if key:
+            current = overrides.get(field_name, getattr(base, field_name))
+            if not isinstance(current, dict):
+                raise ValueError(f"--set {item!r}: {field_name} is not a dict, set it without a dotted key")
+            overrides[field_name] = {**copy.deepcopy(current), key: value}
+        else:
+            overrides[field_name] = value
+    return overrides
+
+
 def _validate_config(config: TrainConfig) -> None:
     for name in ("epochs", "batch_size"):
         value = getattr(config, name)
@@ -204,6 +246,18 @@ def _validate_config(config: TrainConfig) -> None:
         raise ValueError(f"lr must be positive, got {config.lr}")
     if config.ema_decay is not None and not 0 < config.ema_decay < 1:
         raise ValueError(f"ema_decay must be in (0, 1) or None, got {config.ema_decay}")
+    if config.time_budget is not None:
+        if isinstance(config.time_budget, bool) or not isinstance(config.time_budget, (int, float)):
+            raise TypeError(f"time_budget must be a number of seconds or None, got {config.time_budget!r}")
+        if not config.time_budget > 0:
+            raise ValueError(f"time_budget must be a positive number of seconds, got {config.time_budget}")
+    if config.tta_flip and not config.flip:
+        raise ValueError(
+            "tta_flip=True averages over mirror images, but this config does not train with flip=True: the "
+            "model has never seen mirrored images (digits are not mirror-symmetric); set flip=True or tta_flip=False"
+        )
+    if isinstance(config.monitor_test, bool) or not isinstance(config.monitor_test, int) or config.monitor_test < 1:
+        raise ValueError(f"monitor_test must be a positive int (test images per epoch), got {config.monitor_test!r}")
 
 
 # -- mixed precision -----------------------------------------------------------------------------
@@ -454,14 +508,31 @@ class Trainer:
         self.criterion = criterion  # (images, outputs, labels) -> loss, e.g. deit.DistillationLoss
         self.dist = dist_info or _Dist()
         self.model = model.to(self.device)
+        for module in self.model.modules():
+            if hasattr(module, "fused_attn"):
+                module.fused_attn = config.fused_attn
+        if config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.AdamW(
             _param_groups(self.model, config.weight_decay), lr=config.lr, betas=tuple(config.betas)
         )
         total = config.epochs * steps_per_epoch
         warmup = max(1, round(config.warmup_epochs * steps_per_epoch))
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, _lr_lambda(total, warmup, config.min_lr_ratio)
-        )
+        # With a time budget the training loop sets time_progress (0 → 1 as the clock runs out) before
+        # each step, and the cosine follows it instead of the step count.
+        self.time_progress = 0.0
+        by_steps = _lr_lambda(total, warmup, config.min_lr_ratio)
+        by_time = _lr_lambda(warmup + 10**6, warmup, config.min_lr_ratio)
+        if config.time_budget is None:
+            lr_lambda = by_steps
+        else:
+
+            def lr_lambda(step: int) -> float:
+                if step < warmup:
+                    return by_time(step)
+                return by_time(warmup + round(min(1.0, self.time_progress) * 10**6))
+
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=policy.use_scaler)
         self.ema = None
         if config.ema_decay:
@@ -568,8 +639,14 @@ class Trainer:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader, policy: PrecisionPolicy | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """All logits (N, classes) in fp32 and labels (N,) of a loader, on the CPU."""
+def predict(
+    model: nn.Module, loader, policy: PrecisionPolicy | None = None, tta_flip: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """All logits (N, classes) in fp32 and labels (N,) of a loader, on the CPU.
+
+    ``tta_flip`` averages the logits of each image and its left-right mirror image (test-time
+    augmentation with the flip the model was trained with; twice the evaluation cost).
+    """
     was_training = model.training
     model.eval()
     device_type = next(model.parameters()).device.type
@@ -577,15 +654,18 @@ def predict(model: nn.Module, loader, policy: PrecisionPolicy | None = None) -> 
     outputs, targets = [], []
     for images, labels in loader:
         with torch.autocast(device_type, dtype=dtype, enabled=dtype is not None):
-            outputs.append(model(images).float().cpu())
+            logits = model(images).float()
+            if tta_flip:
+                logits = (logits + model(images.flip(-1)).float()) / 2
+        outputs.append(logits.cpu())
         targets.append(labels.cpu())
     model.train(was_training)
     return torch.cat(outputs), torch.cat(targets)
 
 
-def evaluate(model, loader, policy=None, dist_info: _Dist | None = None) -> tuple[float, float]:
+def evaluate(model, loader, policy=None, dist_info: _Dist | None = None, tta_flip: bool = False) -> tuple[float, float]:
     """(mean cross-entropy, accuracy 0–1) over a loader, summed across ranks under torchrun."""
-    logits, labels = predict(model, loader, policy)
+    logits, labels = predict(model, loader, policy, tta_flip)
     loss_sum = F.cross_entropy(logits, labels, reduction="sum").item()
     correct = (logits.argmax(1) == labels).sum().item()
     # nccl reduces GPU tensors only: reduce on the model's device
@@ -650,7 +730,9 @@ def train(
         out.mkdir(parents=True, exist_ok=True)
 
     seed_everything(config.seed)
-    train_loader, test_loader, train_set, _ = build_data(config, data_dir, device, dist_info.rank, dist_info.world_size)
+    train_loader, test_loader, train_set, test_set = build_data(
+        config, data_dir, device, dist_info.rank, dist_info.world_size
+    )
     model = (model_factory or build_model)(config)
     params = count_parameters(model)
     criterion = None
@@ -688,33 +770,85 @@ def train(
             state["train_images"],
         )
         previous_cpu = state["cpu_seconds"]
+        trainer.time_progress = state.get("time_progress", 0.0)
         say(f"resumed from {last_path} after epoch {start_epoch}")
     elif resume:
         say(f"no checkpoint at {last_path}: starting from scratch")
     say(
         f"{config.name}: {config.model} ({params:,} parameters), {len(train_set):,} training images, "
-        f"{config.epochs} epochs, device {device} ({_device_name(device)}), precision {policy.name}"
+        + (
+            f"a {config.time_budget:.0f} s time budget (at most {config.epochs} epochs)"
+            if config.time_budget is not None
+            else f"{config.epochs} epochs"
+        )
+        + f", device {device} ({_device_name(device)}), precision {policy.name}"
         + (f", {dist_info.world_size} processes" if dist_info.enabled else "")
     )
 
     from tqdm.auto import tqdm
 
+    timed = config.time_budget is not None
     end_epoch = config.epochs if stop_after is None else min(config.epochs, stop_after)
+    monitor_loader = test_loader
+    if timed and config.monitor_test < len(test_set):
+        per_class = max(1, config.monitor_test // len(test_set.classes))
+        monitor_loader = DeviceLoader(
+            test_set.subset(per_class),
+            test_loader.batch_size,
+            train=False,
+            device=device,
+            seed=config.seed,
+            rank=dist_info.rank,
+            world_size=dist_info.world_size,
+        )
+    # The clock: this session ends at `deadline`, `reserve` seconds before which training stops to leave
+    # time for the final evaluation (estimated from the per-epoch ones once the first has run).
+    progress0 = trainer.time_progress
+    finished = timed and progress0 >= 1.0
+    train_start = time.perf_counter()
+    deadline = start + (config.time_budget - previous_wall) if timed else None
+    final_images = len(test_set) * (2 if config.tta_flip else 1)
+    reserve = 0.05 * config.time_budget if timed else 0.0
+    monitor_seconds = 0.0
+    clock_bar = None
+    if timed:
+        clock_bar = tqdm(
+            total=round(config.time_budget),
+            initial=round(previous_wall),
+            desc=f"{config.name}, {config.time_budget:.0f} s budget",
+            unit="s",
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s {postfix}",
+            disable=not (progress and dist_info.is_main),
+            dynamic_ncols=True,
+        )
+
+    def clock_progress() -> float:
+        usable = max(1e-6, deadline - reserve - train_start)
+        return progress0 + (1 - progress0) * (time.perf_counter() - train_start) / usable
+
     for epoch in range(start_epoch, end_epoch):
+        if finished:
+            break
         train_loader.set_epoch(epoch)
         epoch_start = time.perf_counter()
         # running sums stay on the device: no GPU sync per step just for the progress bar
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         correct = torch.zeros((), dtype=torch.int64, device=device)
         seen = 0
+        progress_at_epoch = trainer.time_progress
         bar = tqdm(
             train_loader,
             desc=f"epoch {epoch + 1}/{config.epochs}",
             leave=False,
-            disable=not (progress and dist_info.is_main),
+            disable=timed or not (progress and dist_info.is_main),
             dynamic_ncols=True,
         )
         for batch, (images, labels) in enumerate(bar):
+            if timed:
+                trainer.time_progress = clock_progress()
+                if trainer.time_progress >= 1.0:
+                    trainer.time_progress, finished = 1.0, True
+                    break
             loss, logits = trainer.step(images, labels)
             if loss is not None:
                 loss_sum += loss.double() * len(labels)
@@ -722,14 +856,51 @@ def train(
                 seen += len(labels)
             if batch % 10 == 0 and seen:
                 rate = seen * dist_info.world_size / (time.perf_counter() - epoch_start)
-                bar.set_postfix(
+                postfix = dict(
                     loss=f"{loss_sum.item() / seen:.3f}", acc=f"{correct.item() / seen:.1%}", img_s=f"{rate:,.0f}"
                 )
+                if clock_bar is not None:
+                    now = time.perf_counter()
+                    clock_bar.n = min(clock_bar.total, round(previous_wall + now - start))
+                    clock_bar.set_postfix(epoch=epoch + 1, remaining=f"{max(0, deadline - now):.0f} s", **postfix)
+                else:
+                    bar.set_postfix(**postfix)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         epoch_train_seconds = time.perf_counter() - epoch_start
         loss_sum, correct, seen = _all_reduce([loss_sum.item(), correct.item(), seen], dist_info, device)
-        test_loss, test_acc = evaluate(trainer.eval_model, test_loader, policy, dist_info)
+        if timed and not seen:
+            # The clock ran out before this epoch's first step. The weights are those of the previous
+            # epoch: give that epoch its final (whole test split) evaluation instead of a new row.
+            if not history or history[-1].get("final", True):
+                break
+            previous = history.pop()
+            epoch, seen, epoch_train_seconds = (
+                previous["epoch"] - 1,
+                previous["train_images"],
+                previous["epoch_seconds"],
+            )
+            loss_sum, correct = previous["train_loss"] * seen, previous["train_accuracy"] * seen
+            train_seconds, train_images = train_seconds - epoch_train_seconds, train_images - seen
+        elif timed and not finished and batch > 0:
+            # Would the next epoch's first step still start in time, after this epoch's evaluation?
+            per_step = (trainer.time_progress - progress_at_epoch) / batch
+            per_eval = monitor_seconds / max(1e-6, deadline - reserve - train_start)
+            finished = clock_progress() + per_step + per_eval >= 1.0
+        # finished or the epochs are used up: judge on the whole test split
+        final = not timed or finished or epoch + 1 == config.epochs
+        eval_start = time.perf_counter()
+        test_loss, test_acc = evaluate(
+            trainer.eval_model,
+            test_loader if final else monitor_loader,
+            policy,
+            dist_info,
+            tta_flip=config.tta_flip and final,
+        )
+        eval_seconds = time.perf_counter() - eval_start
+        if timed and not final:  # the final evaluation, scaled from this one, with a margin
+            reserve = 1.25 * eval_seconds * final_images / monitor_loader.num_samples + 1.0
+            monitor_seconds = eval_seconds
         train_seconds += epoch_train_seconds
         train_images += int(seen)
         wall = previous_wall + time.perf_counter() - start
@@ -741,16 +912,24 @@ def train(
             "train_accuracy": correct / max(seen, 1),
             "test_loss": test_loss,
             "test_accuracy": test_acc,
+            "test_images": (test_loader if final else monitor_loader).num_samples,
+            "train_images": int(seen),
             "images_per_second": seen / epoch_train_seconds,
             "epoch_seconds": epoch_train_seconds,
+            "eval_seconds": eval_seconds,
             "wall_seconds": wall,
             "cpu_seconds": cpu,
+            "time_progress": trainer.time_progress if timed else (epoch + 1) / config.epochs,
+            "final": final,
             "skipped_steps": trainer.skipped_steps,
         }
         history.append(row)
         say(
             f"epoch {epoch + 1:>3}/{config.epochs}  train loss {row['train_loss']:.3f} acc {row['train_accuracy']:.1%}"
-            f"  |  test loss {test_loss:.3f} acc {test_acc:.1%}  |  {row['images_per_second']:,.0f} img/s"
+            f"  |  test loss {test_loss:.3f} acc {test_acc:.1%}"
+            + (f" ({row['test_images']:,} images{', flip TTA' if config.tta_flip and final else ''})" if timed else "")
+            + f"  |  {row['images_per_second']:,.0f} img/s"
+            + (f"  |  {wall:.0f} s of {config.time_budget:.0f}" if timed else "")
         )
         if dist_info.is_main:
             meta = {
@@ -760,7 +939,8 @@ def train(
                 "std": list(train_set.std),
                 "classes": list(train_set.classes),
             }
-            if test_acc > best:
+            # timed runs: monitor accuracies (a test subset) are not comparable with the final one
+            if final and test_acc > best:
                 best = test_acc
                 save_checkpoint(
                     {
@@ -784,6 +964,7 @@ def train(
                 "cpu_seconds": cpu,
                 "train_seconds": train_seconds,
                 "train_images": train_images,
+                "time_progress": trainer.time_progress,
                 "precision": policy.name,
                 **meta,
             }
@@ -793,11 +974,14 @@ def train(
             import torch.distributed as dist
 
             dist.barrier()
+    if clock_bar is not None:
+        clock_bar.n = min(clock_bar.total, round(previous_wall + time.perf_counter() - start))
+        clock_bar.close()
 
-    if history and len(history) == end_epoch:
+    if len(history) > start_epoch and history[-1].get("final", True):
         final_loss, final_acc = history[-1]["test_loss"], history[-1]["test_accuracy"]
-    else:  # nothing trained in this session (already finished): evaluate what we have
-        final_loss, final_acc = evaluate(trainer.eval_model, test_loader, policy, dist_info)
+    else:  # nothing (or only part) trained in this session: evaluate what we have
+        final_loss, final_acc = evaluate(trainer.eval_model, test_loader, policy, dist_info, config.tta_flip)
     wall = previous_wall + time.perf_counter() - start
     cpu = previous_cpu + time.process_time() - cpu_start
     summary = {
@@ -820,10 +1004,12 @@ def train(
         "params": params,
         "world_size": dist_info.world_size,
         "compile": compile,
+        "time_budget": config.time_budget,
+        "tta_flip": config.tta_flip,
         "skipped_steps": trainer.skipped_steps,
         "seconds_to_accuracy": {
             str(target): next((r["wall_seconds"] for r in history if r["test_accuracy"] >= target), None)
-            for target in (0.85, 0.9, 0.97)
+            for target in (0.8, 0.85, 0.9, 0.97)
         },
         "torch": torch.__version__,
         "out": str(out),
@@ -881,6 +1067,21 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=None, help="global batch size")
     parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="wall-clock budget for the whole run; the cosine schedule is fitted to it (epochs become a cap)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a config field, VALUE in JSON (e.g. --set ema_decay=null --set tta_flip=true "
+        "--set model_kwargs.depth=6); repeatable",
+    )
     parser.add_argument("--out", default=None, help="output folder (default runs/<config>)")
     parser.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
@@ -901,8 +1102,19 @@ def main(argv: list[str] | None = None) -> dict:
     if args.distill and not args.teacher:
         parser.error("--distill needs --teacher CHECKPOINT_OR_NAME")
     overrides = {
-        k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("lr", args.lr)) if v is not None
+        k: v
+        for k, v in (
+            ("epochs", args.epochs),
+            ("batch_size", args.batch_size),
+            ("lr", args.lr),
+            ("time_budget", args.time_budget),
+        )
+        if v is not None
     }
+    try:
+        overrides = parse_overrides(args.set, CONFIGS[args.config], overrides)
+    except ValueError as error:
+        parser.error(str(error))
     config = get_config(args.config, **overrides)
     try:
         summary = train(

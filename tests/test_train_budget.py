@@ -1,0 +1,181 @@
+"""Time-budgeted training (issue 11): the cosine schedule on the clock, flip test-time augmentation,
+the explicit-attention switch, ``--set`` overrides, and the CPU recipe on a tiny fake CIFAR-10."""
+
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from vit_lessons import create_model
+from vit_lessons.data import ArrayDataset, DeviceLoader
+from vit_lessons.train import (
+    CONFIGS,
+    Trainer,
+    get_config,
+    main,
+    parse_overrides,
+    predict,
+    resolve_precision,
+    train,
+)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _trainer(config, steps_per_epoch=10):
+    model = create_model(config.model, **config.model_kwargs)
+    return Trainer(model, config, resolve_precision("fp32", "cpu"), "cpu", steps_per_epoch)
+
+
+def test_time_budget_schedule_follows_the_clock_not_the_step_count():
+    config = get_config("digits", time_budget=60.0, warmup_epochs=1, lr=1e-2, min_lr_ratio=0.0)
+    trainer = _trainer(config, steps_per_epoch=4)
+    lrs = []
+    for progress in [0.0] * 4 + [0.0, 0.25, 0.5, 0.75, 1.0]:
+        trainer.time_progress = progress
+        trainer.scheduler.step()
+        lrs.append(trainer.optimizer.param_groups[0]["lr"])
+    # warm-up by steps: after 4 scheduler steps the factor is 1; then cosine in the clock's progress
+    expected = [1e-2 * (0.5 * (1 + math.cos(math.pi * p))) for p in (0.0, 0.25, 0.5, 0.75, 1.0)]
+    assert lrs[3] == pytest.approx(1e-2)
+    assert lrs[4:] == pytest.approx(expected, abs=1e-7)
+    # the same step count without a budget is still in its (epoch-based) cosine: not at the minimum
+    plain = _trainer(get_config("digits", warmup_epochs=1, lr=1e-2, min_lr_ratio=0.0), steps_per_epoch=4)
+    for _ in range(9):
+        plain.scheduler.step()
+    assert plain.optimizer.param_groups[0]["lr"] > 0.9e-2
+
+
+def test_a_budgeted_run_stops_on_time_and_ends_with_a_full_evaluation(tmp_path):
+    budget = 8.0
+    config = get_config("digits", time_budget=budget, epochs=1000)
+    start = time.perf_counter()
+    summary = train(config, out=tmp_path, device="cpu", progress=False, log=None)
+    elapsed = time.perf_counter() - start
+    history = summary["history"]
+    assert 1 < len(history) < 1000  # stopped by the clock, not by the epoch cap
+    assert summary["time_budget"] == budget
+    # a generous margin: the run checks the clock before each step and estimates the final evaluation
+    assert elapsed < budget * 1.5 + 2, f"budget {budget} s, took {elapsed:.1f} s"
+    assert history[-1]["final"] and not any(row["final"] for row in history[:-1])
+    assert history[-1]["time_progress"] > 0.85
+    lrs = [row["lr"] for row in history]
+    assert all(a >= b for a, b in zip(lrs[1:], lrs[2:])), lrs  # decays with the clock
+    assert lrs[-1] < 0.1 * config.lr
+    assert summary["test_accuracy"] == history[-1]["test_accuracy"] > 0.5
+    assert (tmp_path / "best.pt").exists()
+
+
+def test_time_budget_resume_continues_the_clock(tmp_path):
+    config = get_config("digits", time_budget=6.0, epochs=1000)
+    first = train(config, out=tmp_path, device="cpu", progress=False, log=None, stop_after=2)
+    assert len(first["history"]) == 2 and not first["history"][-1]["final"]
+    second = train(config, out=tmp_path, device="cpu", progress=False, log=None, resume=True)
+    history = second["history"]
+    assert len(history) > 2 and history[-1]["final"]
+    assert history[2]["time_progress"] > history[1]["time_progress"]  # carried on, not restarted at 0
+    assert second["wall_seconds"] < 6.0 * 1.5 + 2
+    # a finished run resumed again trains nothing more and reports the same final accuracy
+    third = train(config, out=tmp_path, device="cpu", progress=False, log=None, resume=True)
+    assert len(third["history"]) == len(history)
+    assert third["test_accuracy"] == pytest.approx(second["test_accuracy"])
+
+
+def test_budget_errors():
+    with pytest.raises(ValueError, match="time_budget must be a positive number of seconds"):
+        get_config("digits", time_budget=0)
+    with pytest.raises(TypeError, match="time_budget must be a number of seconds"):
+        get_config("digits", time_budget="10 min")
+    with pytest.raises(ValueError, match="does not train with flip=True"):
+        get_config("digits", tta_flip=True)
+    with pytest.raises(ValueError, match="monitor_test must be a positive int"):
+        get_config("digits", monitor_test=0)
+
+
+def test_flip_tta_averages_the_image_and_its_mirror():
+    torch.manual_seed(0)
+    model = create_model("vit_digits_patch2_8", num_classes=10)
+    images = torch.randint(0, 256, (6, 1, 8, 8), dtype=torch.uint8).numpy()
+    dataset = ArrayDataset(images, np.arange(6) % 10, [str(i) for i in range(10)], (0.5,), (0.25,), "test")
+    loader = DeviceLoader(dataset, 4, train=False)
+    plain, labels = predict(model, loader)
+    tta, tta_labels = predict(model, loader, tta_flip=True)
+    model.eval()
+    with torch.no_grad():
+        x = (torch.from_numpy(images).float() / 255 - 0.5) / 0.25
+        mirrored = model(x.flip(-1))
+    assert torch.equal(labels, tta_labels)
+    torch.testing.assert_close(tta, (plain + mirrored) / 2, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(tta, plain, atol=1e-3)  # the mirror image changes the logits
+
+
+def test_explicit_attention_switch_reaches_every_block_and_the_ema_copy():
+    config = get_config("cifar10-cpu", fused_attn=False, ema_decay=0.99)
+    trainer = _trainer(config)
+    flags = [m.fused_attn for m in trainer.model.modules() if hasattr(m, "fused_attn")]
+    ema_flags = [m.fused_attn for m in trainer.ema.module.modules() if hasattr(m, "fused_attn")]
+    assert flags and ema_flags and not any(flags) and not any(ema_flags)
+    fused = _trainer(get_config("cifar10-cpu", fused_attn=True))
+    assert all(m.fused_attn for m in fused.model.modules() if hasattr(m, "fused_attn"))
+
+
+def test_set_overrides_parse_json_and_dotted_keys():
+    base = CONFIGS["cifar10-cpu"]
+    overrides = parse_overrides(
+        ["ema_decay=null", "tta_flip=false", "model_kwargs.depth=6", "model_kwargs.stem_channels=[16,32,64]"], base
+    )
+    assert overrides["ema_decay"] is None and overrides["tta_flip"] is False
+    assert overrides["model_kwargs"]["depth"] == 6 and overrides["model_kwargs"]["stem_channels"] == [16, 32, 64]
+    assert overrides["model_kwargs"]["global_pool"] == base.model_kwargs["global_pool"]  # other keys kept
+    assert base.model_kwargs.get("depth") != 6  # the registered config is not modified
+    with pytest.raises(ValueError, match="has no field 'emma_decay'"):
+        parse_overrides(["emma_decay=0.9"], base)
+    with pytest.raises(ValueError, match="expects FIELD=VALUE"):
+        parse_overrides(["tta_flip"], base)
+    with pytest.raises(ValueError, match="lr is not a dict"):
+        parse_overrides(["lr.value=1"], base)
+
+
+def test_command_line_time_budget_and_set(tmp_path, capsys):
+    summary = main(
+        ["--config", "digits", "--time-budget", "5", "--set", "model_kwargs.depth=1", "--set", "monitor_test=100"]
+        + ["--out", str(tmp_path), "--no-progress", "--device", "cpu"]
+    )
+    assert summary["time_budget"] == 5.0 and summary["history"][-1]["final"]
+    assert "a 5 s time budget" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["--config", "digits", "--set", "no_such_field=1"])
+    assert "has no field 'no_such_field'" in capsys.readouterr().err
+
+
+class _SlowEvaluation(torch.nn.Module):
+    """A model whose evaluation forward takes ``seconds`` (the first batch of each call)."""
+
+    def __init__(self, model, seconds):
+        super().__init__()
+        self.model, self.seconds = model, seconds
+
+    def forward(self, images):
+        if not self.training and images.shape[0] > 1:
+            time.sleep(self.seconds)
+        return self.model(images)
+
+
+def test_when_the_clock_runs_out_during_an_evaluation_the_last_epoch_gets_the_final_one(tmp_path):
+    # The first (monitor) evaluation takes longer than the time left: the next epoch cannot start, and
+    # the epoch already trained is evaluated on the whole test split instead of logging an empty epoch.
+    config = get_config("digits", time_budget=6.0, epochs=1000, batch_size=64)
+    slow = lambda config: _SlowEvaluation(create_model(config.model, **config.model_kwargs), 1.0)  # noqa: E731
+    summary = train(config, out=tmp_path, device="cpu", progress=False, log=None, model_factory=slow)
+    history = summary["history"]
+    assert len(history) == 1 and history[0]["final"] and history[0]["test_images"] == 450
+    assert history[0]["train_images"] > 0 and summary["test_accuracy"] == history[0]["test_accuracy"]
+    assert summary["train_seconds"] == pytest.approx(sum(row["epoch_seconds"] for row in history))
