@@ -47,6 +47,13 @@ def test_time_budget_schedule_follows_the_clock_not_the_step_count():
     expected = [1e-2 * (0.5 * (1 + math.cos(math.pi * p))) for p in (0.0, 0.25, 0.5, 0.75, 1.0)]
     assert lrs[3] == pytest.approx(1e-2)
     assert lrs[4:] == pytest.approx(expected, abs=1e-7)
+    # a warm-up longer than a tenth of the budget is cut short by the clock
+    slow = _trainer(get_config("digits", time_budget=60.0, warmup_epochs=100, lr=1e-2, min_lr_ratio=0.0), 4)
+    for progress, warm in ((0.05, 0.5), (0.2, 1.0)):
+        slow.time_progress = progress
+        slow.scheduler.step()
+        cosine = 0.5 * (1 + math.cos(math.pi * progress))
+        assert slow.optimizer.param_groups[0]["lr"] == pytest.approx(1e-2 * warm * cosine)
     # the same step count without a budget is still in its (epoch-based) cosine: not at the minimum
     plain = _trainer(get_config("digits", warmup_epochs=1, lr=1e-2, min_lr_ratio=0.0), steps_per_epoch=4)
     for _ in range(9):
@@ -179,3 +186,31 @@ def test_when_the_clock_runs_out_during_an_evaluation_the_last_epoch_gets_the_fi
     assert len(history) == 1 and history[0]["final"] and history[0]["test_images"] == 450
     assert history[0]["train_images"] > 0 and summary["test_accuracy"] == history[0]["test_accuracy"]
     assert summary["train_seconds"] == pytest.approx(sum(row["epoch_seconds"] for row in history))
+
+
+def test_the_cpu_recipe_is_a_hybrid_vit_on_a_ten_minute_clock(tmp_path):
+    from vit_lessons.patches import ConvStemEmbedding
+    from vit_lessons.vit import VisionTransformer
+
+    config = get_config("cifar10-cpu")
+    assert config.time_budget == 600 and config.tta_flip and config.flip
+    model = create_model(config.model, **config.model_kwargs)
+    assert isinstance(model, VisionTransformer) and isinstance(model.patch_embed, ConvStemEmbedding)
+    assert len(model.blocks) >= 2 and model.patch_embed.num_patches == 16
+
+
+def test_the_cpu_recipe_runs_on_a_tiny_subset_within_its_clock(tmp_path):
+    import pickle
+
+    folder = tmp_path / "cifar" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        entry = {b"data": rng.integers(0, 256, (20, 3072), dtype=np.uint8), b"labels": list(range(10)) * 2}
+        (folder / name).write_bytes(pickle.dumps(entry))
+    config = get_config("cifar10-cpu", time_budget=4.0, batch_size=16, per_class_train=8, per_class_test=4)
+    summary = train(config, data_dir=folder.parent, out=tmp_path / "run", progress=False, log=None)
+    history = summary["history"]
+    assert len(history) >= 2 and history[-1]["final"] and summary["tta_flip"]
+    assert all(np.isfinite(row["train_loss"]) for row in history) and summary["skipped_steps"] == 0
+    assert (tmp_path / "run" / "best.pt").exists() and (tmp_path / "run" / "metrics.csv").exists()

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from torch import nn
 
 import vit_lessons as vl
 from vit_lessons import VisionTransformer, create_model
@@ -189,3 +190,31 @@ def test_conv_stem_hybrid():
     assert shallow.patch_embed.grid_size == (8, 8)
     with pytest.raises(ValueError, match="total stride 8"):
         VisionTransformer(img_size=36, embed_dim=64, depth=1, num_heads=4, stem="conv")
+
+
+def test_conv_stem_with_stride_one_convolutions():
+    model = VisionTransformer(
+        img_size=32,
+        num_classes=10,
+        embed_dim=64,
+        depth=1,
+        num_heads=4,
+        stem="conv",
+        stem_channels=(32, 64, 64, 128),
+        stem_strides=(2, 2, 1, 2),
+    )
+    assert model.patch_embed.grid_size == (4, 4) and model.patch_embed.patch_size == 8
+    convs = [m for m in model.patch_embed.stem if isinstance(m, nn.Conv2d)]
+    assert [c.stride[0] for c in convs] == [2, 2, 1, 2] and [c.out_channels for c in convs] == [32, 64, 64, 128]
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    for strides, message in (((2, 2), "a stride of 1 or 2 for each of the 4"), ((2, 2, 3, 2), "1 or 2")):
+        with pytest.raises(ValueError, match=message):
+            VisionTransformer(
+                img_size=32,
+                embed_dim=64,
+                depth=1,
+                num_heads=4,
+                stem="conv",
+                stem_channels=(32, 64, 64, 128),
+                stem_strides=strides,
+            )

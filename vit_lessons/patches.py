@@ -8,6 +8,8 @@ the flattened patches and a stride-P convolution are the same map.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -172,13 +174,15 @@ class ConvStemEmbedding(nn.Module):
     """A small convolutional stem in place of the patch projection (a "hybrid" ViT; Xiao et al.
     2021, "Early Convolutions Help Transformers See Better").
 
-    Stride-2 3×3 convolutions with BatchNorm and GELU, one per entry of ``channels``, then a 1×1
-    convolution ``proj`` to ``embed_dim``: each token sees a 2^len(channels)-pixel patch, as a
-    ``patch_size`` = 2^len(channels) patch embedding would, but through overlapping convolutions.
-    (B, C, H, W) → (B, N, D). Same interface as :class:`PatchEmbedding`.
+    3×3 convolutions with BatchNorm and GELU, one per entry of ``channels``, then a 1×1
+    convolution ``proj`` to ``embed_dim``. Each convolution has stride 2 unless ``strides`` says
+    otherwise (1 or 2 each): a token sees a (product of the strides)-pixel patch, as a patch
+    embedding of that ``patch_size`` would, but through overlapping convolutions. A stride-1
+    convolution adds depth at a resolution without shrinking it. (B, C, H, W) → (B, N, D). Same
+    interface as :class:`PatchEmbedding`.
     """
 
-    def __init__(self, img_size=32, in_chans: int = 3, embed_dim: int = 128, channels=(32, 64, 128)):
+    def __init__(self, img_size=32, in_chans: int = 3, embed_dim: int = 128, channels=(32, 64, 128), strides=None):
         super().__init__()
         height, width = _pair(img_size)
         for name, value in (
@@ -188,17 +192,23 @@ class ConvStemEmbedding(nn.Module):
             ("embed_dim", embed_dim),
         ):
             _check_positive_int(name, value)
-        stride = 2 ** len(channels)
+        strides = (2,) * len(channels) if strides is None else tuple(strides)
+        if len(strides) != len(channels) or any(s not in (1, 2) for s in strides):
+            raise ValueError(
+                f"stem strides {strides} must give a stride of 1 or 2 for each of the {len(channels)} stem "
+                f"convolutions (channels {tuple(channels)}), e.g. {(2,) * len(channels)}"
+            )
+        stride = math.prod(strides)
         if height % stride or width % stride:
             raise ValueError(
                 f"image size {height}x{width} is not divisible by the stem's total stride {stride} "
-                f"({len(channels)} stride-2 convolutions); use fewer stem channels or img_size="
+                f"({strides.count(2)} stride-2 convolutions); use fewer stem channels or img_size="
                 f"{max(stride, height // stride * stride)}"
             )
         layers, previous = [], in_chans
-        for width_out in channels:
+        for width_out, step in zip(channels, strides):
             layers += [
-                nn.Conv2d(previous, width_out, 3, stride=2, padding=1, bias=False),
+                nn.Conv2d(previous, width_out, 3, stride=step, padding=1, bias=False),
                 nn.BatchNorm2d(width_out),
                 nn.GELU(),
             ]

@@ -1,6 +1,7 @@
 """Training: one loop for a laptop CPU, a Colab T4, an H100, and several GPUs under ``torchrun``.
 
     python -m vit_lessons.train --config digits                      # CPU, seconds
+    python -m vit_lessons.train --config cifar10-cpu                 # a laptop CPU, a 10-minute clock
     python -m vit_lessons.train --config cifar10 --out runs/c10      # the GPU recipe
     python -m vit_lessons.train --config cifar10 --out runs/c10 --resume
     torchrun --nproc_per_node=4 -m vit_lessons.train --config cifar10
@@ -73,6 +74,7 @@ __all__ = [
 ]
 
 CHECKPOINT_FORMAT = "vit_lessons.train/1"
+TIME_WARMUP_FRACTION = 0.1  # with a time budget, the warm-up lasts at most this share of it
 ASSETS = Path(__file__).resolve().parent / "assets"
 
 
@@ -144,19 +146,38 @@ CONFIGS: dict[str, TrainConfig] = {
         per_class_test=100,
         description="CPU smoke test: 2,000 CIFAR-10 training images, 2 epochs",
     ),
-    # A CPU lesson run: a conv-stem ViT (16 tokens of 8×8 pixels) on all of CIFAR-10, a few minutes per epoch.
+    # The laptop recipe (issue 11; ablation in docs/benchmarks/cifar10-cpu.md): a hybrid ViT whose
+    # convolutional stem (six 3×3 convolutions, three of stride 2) gives 4×4 = 16 tokens of width 128
+    # for 2 transformer blocks, trained against a 10-minute clock on all 50,000 images: 81.1% in 598 s
+    # on 2 CPU cores. Every choice was measured there at a fixed time budget: the stride-1
+    # convolutions, batch 128, crop padding 2, label smoothing and channels-last pay; EMA, a higher
+    # learning rate, weaker augmentation and torch.compile did not.
     "cifar10-cpu": TrainConfig(
         name="cifar10-cpu",
         dataset="cifar10",
         model="vit_cifar_patch4_32",
-        model_kwargs=dict(stem="conv", stem_channels=(32, 64, 128), global_pool="avg", mlp_ratio=2.0),
-        epochs=3,
+        model_kwargs=dict(
+            stem="conv",
+            stem_channels=(32, 32, 64, 64, 128, 128),
+            stem_strides=(2, 1, 2, 1, 2, 1),
+            depth=2,
+            num_heads=4,
+            mlp_ratio=2.0,
+            global_pool="avg",
+        ),
+        epochs=100,  # an upper bound: the clock decides
         batch_size=128,
         lr=2e-3,
-        warmup_epochs=0.3,
-        crop_padding=4,
+        weight_decay=0.05,
+        warmup_epochs=0.5,
+        label_smoothing=0.1,
+        crop_padding=2,
         flip=True,
-        description="CIFAR-10 on a laptop CPU: conv-stem ViT, minutes",
+        time_budget=600.0,
+        tta_flip=True,
+        fused_attn=False,
+        channels_last=True,
+        description="CIFAR-10 on a laptop CPU: a hybrid ViT against a 10-minute clock, >= 80% on 2 cores",
     ),
     # The GPU recipe (designed from published evidence; its GPU figures are still to be measured, see
     # docs/benchmarks/training.md): a hybrid ViT whose conv stem gives 8×8 = 64 tokens of 4×4 pixels,
@@ -519,18 +540,19 @@ class Trainer:
         total = config.epochs * steps_per_epoch
         warmup = max(1, round(config.warmup_epochs * steps_per_epoch))
         # With a time budget the training loop sets time_progress (0 → 1 as the clock runs out) before
-        # each step, and the cosine follows it instead of the step count.
+        # each step, and the cosine follows it instead of the step count. The warm-up then ends after
+        # warmup_epochs or a tenth of the budget, whichever comes first (a slow model on a short
+        # budget would otherwise spend all its steps warming up).
         self.time_progress = 0.0
-        by_steps = _lr_lambda(total, warmup, config.min_lr_ratio)
-        by_time = _lr_lambda(warmup + 10**6, warmup, config.min_lr_ratio)
+        min_ratio = config.min_lr_ratio
         if config.time_budget is None:
-            lr_lambda = by_steps
+            lr_lambda = _lr_lambda(total, warmup, min_ratio)
         else:
 
             def lr_lambda(step: int) -> float:
-                if step < warmup:
-                    return by_time(step)
-                return by_time(warmup + round(min(1.0, self.time_progress) * 10**6))
+                progress = min(1.0, self.time_progress)
+                warm = min(1.0, max((step + 1) / warmup, progress / TIME_WARMUP_FRACTION))
+                return warm * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=policy.use_scaler)
@@ -817,6 +839,7 @@ def train(
             initial=round(previous_wall),
             desc=f"{config.name}, {config.time_budget:.0f} s budget",
             unit="s",
+            leave=False,  # the per-epoch log lines stay; a finished bar would only repeat them
             bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s {postfix}",
             disable=not (progress and dist_info.is_main),
             dynamic_ncols=True,
@@ -899,7 +922,7 @@ def train(
         )
         eval_seconds = time.perf_counter() - eval_start
         if timed and not final:  # the final evaluation, scaled from this one, with a margin
-            reserve = 1.25 * eval_seconds * final_images / monitor_loader.num_samples + 1.0
+            reserve = 1.25 * eval_seconds * final_images / monitor_loader.num_samples + 2.0
             monitor_seconds = eval_seconds
         train_seconds += epoch_train_seconds
         train_images += int(seen)

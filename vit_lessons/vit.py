@@ -36,7 +36,8 @@ class VisionTransformer(nn.Module):
             buffer, not in the state dict) or ``"none"`` (no position information at all).
         stem: ``"patch"`` (the paper's patch projection) or ``"conv"`` (a hybrid ViT: stride-2
             convolutions, see :class:`~vit_lessons.patches.ConvStemEmbedding`; ``stem_channels``
-            sets their widths and so the token size 2^len(stem_channels)).
+            sets their widths and so the token size 2^len(stem_channels); ``stem_strides`` (1 or 2
+            each, default all 2) adds stride-1 convolutions).
     """
 
     def __init__(
@@ -58,6 +59,7 @@ class VisionTransformer(nn.Module):
         pos_embed: str = "learn",
         stem: str = "patch",
         stem_channels: tuple[int, ...] = (32, 64, 128),
+        stem_strides: tuple[int, ...] | None = None,
     ):
         super().__init__()
         if global_pool not in POOLS:
@@ -82,7 +84,7 @@ class VisionTransformer(nn.Module):
         if stem == "patch":
             self.patch_embed = PatchEmbedding(img_size, patch_size, in_chans, embed_dim)
         else:
-            self.patch_embed = ConvStemEmbedding(img_size, in_chans, embed_dim, tuple(stem_channels))
+            self.patch_embed = ConvStemEmbedding(img_size, in_chans, embed_dim, tuple(stem_channels), stem_strides)
         num_patches = self.patch_embed.num_patches
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if class_token else None
         num_positions = num_patches + self.num_prefix_tokens
