@@ -218,30 +218,27 @@ def test_cifar_recipes_run_a_few_steps_on_cpu(name, fake_cifar, tmp_path):
 
 
 # -- torchrun --------------------------------------------------------------------------------------
-def test_torchrun_two_cpu_processes(tmp_path):
+def _torchrun_digits(tmp_path, *arguments):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        "-m",
-        "vit_lessons.train",
-        "--config",
-        "digits",
-        "--epochs",
-        "1",
-        "--device",
-        "cpu",
-        "--out",
-        str(tmp_path),
-        "--no-progress",
-    ]
-    start = time.perf_counter()
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    command += ["-m", "vit_lessons.train", "--config", "digits", "--device", "cpu", "--out", str(tmp_path)]
+    command += ["--no-progress", *arguments]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    return result, json.loads((tmp_path / "summary.json").read_text())
+
+
+def test_torchrun_with_a_time_budget_stops_every_rank_at_the_same_step(tmp_path):
+    # Each rank reads its own clock; they share the largest progress, so both stop together (a rank
+    # left waiting in an all-reduce would hang until the timeout).
+    result, summary = _torchrun_digits(tmp_path, "--time-budget", "8", "--epochs", "1000")
+    assert summary["world_size"] == 2 and summary["history"][-1]["final"] and summary["epochs"] < 1000
+    assert result.stdout.count("done: test accuracy") == 1, result.stdout
+
+
+def test_torchrun_two_cpu_processes(tmp_path):
+    start = time.perf_counter()
+    result, summary = _torchrun_digits(tmp_path, "--epochs", "1")
     assert summary["world_size"] == 2 and summary["epochs"] == 1
     assert 0.0 <= summary["test_accuracy"] <= 1.0
     # rank 0 alone prints: one "done" line, not two

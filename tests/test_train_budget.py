@@ -164,15 +164,21 @@ def test_command_line_time_budget_and_set(tmp_path, capsys):
 
 
 class _SlowEvaluation(torch.nn.Module):
-    """A model whose evaluation forward takes ``seconds`` (the first batch of each call)."""
+    """A model whose evaluation batches take ``seconds`` each, after the first ``fast_batches`` of them,
+    and whose training steps take ``train_seconds``."""
 
-    def __init__(self, model, seconds):
+    def __init__(self, model, seconds, fast_batches=0, train_seconds=0.0):
         super().__init__()
-        self.model, self.seconds = model, seconds
+        self.model, self.seconds, self.fast_batches, self.train_seconds = model, seconds, fast_batches, train_seconds
+        self.eval_batches = 0
 
     def forward(self, images):
-        if not self.training and images.shape[0] > 1:
-            time.sleep(self.seconds)
+        if self.training:
+            time.sleep(self.train_seconds)
+        else:
+            self.eval_batches += 1
+            if self.eval_batches > self.fast_batches:
+                time.sleep(self.seconds)
         return self.model(images)
 
 
@@ -180,7 +186,8 @@ def test_when_the_clock_runs_out_during_an_evaluation_the_last_epoch_gets_the_fi
     # The first (monitor) evaluation takes longer than the time left: the next epoch cannot start, and
     # the epoch already trained is evaluated on the whole test split instead of logging an empty epoch.
     config = get_config("digits", time_budget=6.0, epochs=1000, batch_size=64)
-    slow = lambda config: _SlowEvaluation(create_model(config.model, **config.model_kwargs), 1.0)  # noqa: E731
+    # (the run times one evaluation batch before training: that one is fast, the later ones are not)
+    slow = lambda config: _SlowEvaluation(create_model(config.model, **config.model_kwargs), 1.0, 1)  # noqa: E731
     summary = train(config, out=tmp_path, device="cpu", progress=False, log=None, model_factory=slow)
     history = summary["history"]
     assert len(history) == 1 and history[0]["final"] and history[0]["test_images"] == 450
@@ -214,3 +221,19 @@ def test_the_cpu_recipe_runs_on_a_tiny_subset_within_its_clock(tmp_path):
     assert len(history) >= 2 and history[-1]["final"] and summary["tta_flip"]
     assert all(np.isfinite(row["train_loss"]) for row in history) and summary["skipped_steps"] == 0
     assert (tmp_path / "run" / "best.pt").exists() and (tmp_path / "run" / "metrics.csv").exists()
+
+
+def test_a_slow_evaluation_is_reserved_for_before_the_first_epoch_ends(tmp_path):
+    # An epoch longer than the budget and an evaluation that takes seconds (a ResNet on a CPU): the run
+    # times one evaluation batch before training and stops training early enough to evaluate in time.
+    config = get_config("digits", time_budget=8.0, epochs=1000, batch_size=32)
+
+    def slow(config):
+        return _SlowEvaluation(create_model(config.model, **config.model_kwargs), 1.0, train_seconds=0.3)
+
+    start = time.perf_counter()
+    summary = train(config, out=tmp_path, device="cpu", progress=False, log=None, model_factory=slow)
+    elapsed = time.perf_counter() - start
+    history = summary["history"]
+    assert len(history) == 1 and history[0]["final"] and 0 < history[0]["train_images"] < 1347
+    assert elapsed < 8.0 + 1.5, f"8 s budget, took {elapsed:.1f} s"

@@ -830,8 +830,15 @@ def train(
     train_start = time.perf_counter()
     deadline = start + (config.time_budget - previous_wall) if timed else None
     final_images = len(test_set) * (2 if config.tta_flip else 1)
-    reserve = 0.05 * config.time_budget if timed else 0.0
-    monitor_seconds = 0.0
+    reserve, monitor_seconds = 0.0, 0.0
+    if timed and not finished:  # time one evaluation batch: a slow model may need much of the budget to evaluate
+        probe_images, _ = next(iter(monitor_loader))
+        probe_start = time.perf_counter()
+        with torch.no_grad():
+            trainer.eval_model.eval()
+            trainer.eval_model(probe_images)
+        per_image = (time.perf_counter() - probe_start) / len(probe_images)
+        reserve = 1.25 * per_image * final_images + 2.0
     clock_bar = None
     if timed:
         clock_bar = tqdm(
@@ -847,7 +854,14 @@ def train(
 
     def clock_progress() -> float:
         usable = max(1e-6, deadline - reserve - train_start)
-        return progress0 + (1 - progress0) * (time.perf_counter() - train_start) / usable
+        progress = progress0 + (1 - progress0) * (time.perf_counter() - train_start) / usable
+        if dist_info.enabled:  # every rank must follow the slowest clock, or they stop at different steps
+            import torch.distributed as dist
+
+            shared = torch.tensor([progress], dtype=torch.float64, device=device)
+            dist.all_reduce(shared, op=dist.ReduceOp.MAX)
+            progress = shared.item()
+        return progress
 
     for epoch in range(start_epoch, end_epoch):
         if finished:

@@ -22,14 +22,16 @@
 #
 # **Run time, and what this notebook trains where:**
 #
-# - **CPU** (what produced the saved outputs: a 2-core x86_64 CPU shared with other jobs, run with
-#   `OMP_NUM_THREADS=1`): a short run on a 3,000-image subset of CIFAR-10, so the lesson finishes in
-#   minutes; the last cell prints how long the saved run took. It shows every step, not a good
-#   accuracy. For a trained CPU model see `docs/benchmarks/training.md`.
+# - **CPU** (a laptop; what produced the saved outputs: a 2-core x86_64 CPU): the `cifar10-cpu`
+#   recipe on all 50,000 images against a **10-minute clock**. Expect about **10 minutes for the
+#   training cell and about 80% test accuracy**: measured on 2 cores, the command-line run
+#   reached 81.1% in 598 s (`docs/benchmarks/cifar10-cpu.md`). A faster laptop gets
+#   more epochs in the same 10 minutes; a slower one fewer, and a lower accuracy. With section 8's
+#   comparison the whole notebook takes about 14 minutes on 2 cores.
 # - **GPU** (Colab T4, A100, H100): the `cifar10` recipe on all 50,000 images. Its targets are ≥ 85%
 #   in ≤ 15 minutes on a T4 and ≥ 90% in ≤ 5 minutes on an H100; **not measured yet** (see
 #   `docs/benchmarks/training.md`).
-# - **Quick mode** (CI): 1,000 images, one epoch, seconds.
+# - **Quick mode** (CI): the CPU recipe on 1,000 images with an 8-second clock.
 #
 # Without the CIFAR-10 files (and offline) the lesson falls back to the 8×8 digits and says so.
 
@@ -74,9 +76,10 @@ try:
     if device.type == "cuda" and not QUICK:
         config = get_config("cifar10")  # the GPU recipe: all 50,000 images
     elif QUICK:
-        config = get_config("cifar10-quick", epochs=1, per_class_train=100, per_class_test=50)  # seconds
+        # the CPU recipe on 1,000 images with an 8-second clock: the same code path in seconds
+        config = get_config("cifar10-cpu", time_budget=8.0, per_class_train=100, per_class_test=50)
     else:
-        config = get_config("cifar10-cpu", epochs=3, per_class_train=300, per_class_test=100)  # minutes
+        config = get_config("cifar10-cpu")  # the laptop recipe: all 50,000 images, a 10-minute clock
     train_set, test_set = load_cifar10(None, config.per_class_train, config.per_class_test)
 except FileNotFoundError as error:
     print(str(error).splitlines()[0], "-> training on the 8x8 digits instead")
@@ -221,8 +224,25 @@ print("written-out loop == vit_lessons.train.Trainer:", same)
 #
 # From a terminal the same run is `python -m vit_lessons.train --config NAME --out DIR`; add
 # `--resume` to continue, `--compile` for `torch.compile`, `--precision` to override AMP, and run it
-# under `torchrun --nproc_per_node=K` for K GPUs. In a notebook, call `train`. The bar shows loss,
-# accuracy and images per second while it runs.
+# under `torchrun --nproc_per_node=K` for K GPUs. In a notebook, call `train`.
+#
+# **On a CPU this is the `cifar10-cpu` recipe, and it runs against a clock.** A laptop has a fixed
+# amount of time, not a fixed number of epochs, so the recipe has a **time budget** of 10 minutes
+# (`--time-budget SECONDS` on the command line): the learning rate follows a cosine over *wall-clock
+# time*, reaching its minimum just as the time runs out, whatever the speed of your machine. A fast
+# laptop gets more epochs in the same 10 minutes, a slow one fewer, and both end with a fully decayed
+# learning rate instead of being cut off mid-schedule. The whole 10 minutes counts: loading the data,
+# the per-epoch check on 2,000 test images, and the final evaluation on all 10,000.
+#
+# The model is a **hybrid ViT**: a convolutional stem (six 3×3 convolutions with BatchNorm and GELU,
+# three of them of stride 2; Xiao et al. 2021, "Early convolutions help transformers see better")
+# turns the 32×32 image into a 4×4 grid of 128-dimensional tokens, and a transformer encoder of two
+# blocks (lesson 06's) mixes them; average pooling and a linear head classify. Be clear about what
+# that is: 70% of its computation is in the convolutions. In 10 CPU minutes, early convolutions learn
+# more per second than transformer blocks do (section 9 shows the measurements); the GPU recipe,
+# with far more compute, has 64 tokens and 6 blocks. What each choice of the recipe buys in these 10 minutes was measured one by one: see the table
+# in section 9. The single bar shows the time used and remaining, the epoch, and the running loss,
+# accuracy and images per second.
 
 # %%
 from vit_lessons.train import train
@@ -242,17 +262,30 @@ print(sorted(p.name for p in Path(run_dir).iterdir()))
 
 # %%
 history = summary["history"]
-epochs = [row["epoch"] for row in history]
+seconds = [row["wall_seconds"] for row in history]
 fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.5), dpi=80)
-ax_loss.plot(epochs, [r["train_loss"] for r in history], "o-", label="train (label-smoothed)")
-ax_loss.plot(epochs, [r["test_loss"] for r in history], "o-", label="test")
-ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
-ax_acc.plot(epochs, [r["train_accuracy"] for r in history], "o-", label="train (augmented)")
-ax_acc.plot(epochs, [r["test_accuracy"] for r in history], "o-", label="test")
-ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
+ax_loss.plot(seconds, [r["train_loss"] for r in history], "o-", label="train (label-smoothed)")
+ax_loss.plot(seconds, [r["test_loss"] for r in history], "o-", label="test")
+ax_loss.set(xlabel="wall-clock seconds", ylabel="cross-entropy", title="Loss")
+ax_acc.plot(seconds, [r["train_accuracy"] for r in history], "o-", label="train (augmented)")
+ax_acc.plot(seconds, [r["test_accuracy"] for r in history], "o-", label="test")
+final = history[-1]
+ax_acc.annotate(f"{final['test_accuracy']:.1%} on {final['test_images']:,} test images",
+                (final["wall_seconds"], final["test_accuracy"]), textcoords="offset points", xytext=(-150, -25),
+                arrowprops=dict(arrowstyle="->"))
+ax_lr = ax_acc.twinx()
+ax_lr.plot(seconds, [r["lr"] for r in history], "k:", label="learning rate")
+ax_lr.set_ylabel("learning rate (dotted)")
+ax_acc.set(xlabel="wall-clock seconds", ylabel="accuracy", title="Accuracy, and the learning rate on the clock")
 for ax in (ax_loss, ax_acc):
-    ax.legend()
+    ax.legend(loc="lower right" if ax is ax_acc else "upper right")
 plt.show()
+
+# %% [markdown]
+# The test points before the last use the 2,000-image check set; the last one is the whole test split,
+# averaged over each image and its mirror image (**test-time augmentation**: the model was trained with
+# mirrored images, so asking it about both views and averaging the logits is a cheap second opinion).
+# The learning rate falls with the clock, not with the epoch count.
 
 # %% [markdown]
 # ## 5. Mixed precision: what AMP does
@@ -391,8 +424,10 @@ except CheckpointError as error:
 # On small datasets convolutions have an advantage: locality and translation equivariance are built
 # in, while a ViT must learn them from data. We train torchvision's ResNet-18 with the CIFAR stem
 # (a 3×3 first convolution of stride 1 and no max-pool, as is usual for 32×32 images) with the same
-# recipe, the same data and the same **wall-clock budget** as the ViT above: a ResNet-18 step costs
-# far more than a small ViT's on a CPU, so it gets the subset size that fits that time.
+# recipe, the same data and the same **wall-clock budget** as our ViT, both from scratch. The time
+# budget makes the comparison fair by construction: each model sees as many images as it can process
+# in that time, and each ends with a fully decayed learning rate. (90 seconds each here, and a
+# 1,000-image test set, so the lesson does not take another twenty minutes.)
 
 # %%
 import torchvision
@@ -406,36 +441,64 @@ def resnet18_cifar(config):
     return model
 
 
-probe = resnet18_cifar(config).to(device)
-rate = training_throughput(probe, batch_images[:8], batch_labels[:8], steps=1 if QUICK else 2)
-budget = summary["train_seconds"]
-per_class = max(4, min(len(train_set) // 10, int(budget * rate / config.epochs / 10)))
-print(f"ViT trained {budget:.0f} s; ResNet-18 trains {rate:,.0f} images/s -> {per_class} images per class")
-
-# %%
-batch = min(config.batch_size, per_class * 10 // 4)  # at least 4 steps per epoch on a small share
-test_per_class = 10 if QUICK else config.per_class_test  # quick mode: a 100-image test set for the slow CNN
-resnet_config = dataclasses.replace(config, ema_decay=None, per_class_train=per_class, per_class_test=test_per_class,
-                                    batch_size=batch)
-resnet = train(resnet_config, out="runs/lesson08_resnet", device=device, model_factory=resnet18_cifar, log=None)
-print(f"{'model':10} {'parameters':>11} {'train images':>12} {'images/s':>9} {'test accuracy':>13}")
-for name, result, seen in [("ViT", summary, len(train_set)), ("ResNet-18", resnet, per_class * 10)]:
+budget = 8.0 if QUICK else 90.0
+# a 1,000-image test set for both: evaluating 10,000 images would take the slow CNN minutes on a CPU
+same_clock = dataclasses.replace(config, time_budget=budget, epochs=1000, per_class_test=min(100, len(test_set) // 10))
+vit_run = train(same_clock, out="runs/lesson08_vit_budget", device=device, log=None)
+resnet_run = train(dataclasses.replace(same_clock, ema_decay=None), out="runs/lesson08_resnet", device=device,
+                   model_factory=resnet18_cifar, log=None)
+print(f"the same {budget:.0f} s budget each, on {device}")
+print(f"{'model':10} {'parameters':>11} {'images seen':>12} {'images/s':>9} {'test accuracy':>13}")
+for name, result in [("ViT", vit_run), ("ResNet-18", resnet_run)]:
+    seen = sum(row["train_images"] for row in result["history"])
     print(f"{name:10} {result['params']:>11,} {seen:>12,} {result['images_per_second']:>9,.0f} "
           f"{result['test_accuracy']:>13.1%}")
 
 # %% [markdown]
-# Read the table with its budget in mind: ResNet-18 has about 17 times the parameters of the CPU
-# ViT, so on a CPU it sees far fewer images in the same time (and, on a small share, trains with a
-# smaller batch). On a GPU the same rule gives it more of the data; the GPU comparison at equal
-# budget is one of the figures still to be measured (`docs/benchmarks/training.md`). Published
-# from-scratch results on CIFAR-10 favour the CNN at equal epochs, and the gap narrows with a
-# convolutional stem, longer training and stronger augmentation (Hassani et al. 2021).
+# Read the table with its budget in mind: ResNet-18 has about 20 times the parameters of our ViT and
+# far more computation per image, so on a CPU it sees far fewer images in the same time. On a GPU the
+# same rule gives it more of the data; the GPU comparison at equal budget is one of the figures still
+# to be measured (`docs/benchmarks/training.md`). Published from-scratch results on CIFAR-10 favour
+# the CNN at equal epochs, and the gap narrows with a convolutional stem, longer training and stronger
+# augmentation (Hassani et al. 2021).
+#
+# ## 9. What buys accuracy in 10 CPU minutes
+#
+# The `cifar10-cpu` recipe was not guessed: each ingredient was measured on a 2-core CPU with the same
+# time budget (240 s for the comparisons, to fit more of them), one change at a time. From
+# `docs/benchmarks/cifar10-cpu.md`, where every row has its command:
+#
+# | Change | Test accuracy at 240 s | Training images/s |
+# |---|---|---|
+# | three stride-2 convolutions (32/64/128 channels) + 4 blocks, crop padding 4 | 63.1% | 972 |
+# | ... crop padding 2 (milder augmentation) | 65.1% | 828 |
+# | ... five convolutions (two of stride 1, at 16×16 and 8×8) and 3 blocks | **69.0%** | 719 |
+# | ... and batch 128 instead of 256 (more steps) | **70.2%** | 713 |
+# | five convolutions with a learning rate of 5e-3 instead of 3e-3 | 66.8% | 737 |
+# | ... without label smoothing and with crop padding 1 | 67.8% | 684 |
+# | ... with an EMA of the weights | 61.1% | 671 |
+#
+# And at the full 10 minutes, one more step in the same direction: five convolutions and 3 blocks
+# reached 78.1%; six convolutions (the sixth of stride 1, at 4×4) and 2 blocks reached **81.1%**,
+# the `cifar10-cpu` recipe (both with batch 128 and channels-last).
+#
+# In 10 minutes this model **underfits** (look at the learning curve: train and test accuracy are
+# close), so what wins is whatever learns more per CPU second. Early convolutions are the best buy: a
+# stride-1 convolution at 16×16 costs about as much as a transformer block on 16 tokens and helps
+# more; milder augmentation and more optimizer steps help; an average of the weights (EMA) lags behind
+# weights that are still improving fast and hurts. Speed-only ingredients were measured the same way:
+# channels-last convolutions pay a few percent, `torch.compile` spends 46 s compiling for no gain, and
+# for 16 tokens a plain matmul + softmax is as fast as `F.scaled_dot_product_attention` (faster with
+# fewer convolutions). With more time or a GPU the balance moves back toward the transformer:
+# the GPU recipe has 64 tokens and 6 blocks.
 #
 # ## Summary
 #
 # - The whole uint8 dataset lives on the device; crop and flip are one gather per batch there.
 # - One training step: autocast forward, fp32 loss with label smoothing, backward, clipping, AdamW,
 #   warm-up + cosine. `vit_lessons.train` runs exactly that loop, plus non-finite-step protection.
+# - On a laptop, train against a clock: `--time-budget 600` fits the cosine to the wall time, so any
+#   machine ends the 10 minutes with a decayed learning rate; a hybrid ViT reaches about 80% there.
 # - AMP: bf16 on capability ≥ 8, fp16 + `GradScaler` on a T4, fp32 on CPUs.
 # - `last.pt` is saved atomically every epoch; `--resume` continues bit for bit on a CPU.
 # - `torchrun --nproc_per_node=K -m vit_lessons.train ...` trains on K GPUs unchanged.
