@@ -29,10 +29,8 @@ import contextlib
 import json
 import math
 import os
-import platform
 import statistics
 import sys
-import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,6 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .settings import hardware_name
+from .timing import _device_of, synchronize, time_call, time_calls
 from .vit import MODEL_CONFIGS, VisionTransformer
 
 __all__ = [
@@ -134,35 +134,6 @@ def sdpa_backend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: t
     return "unknown"
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_call(fn: Callable, *args, repeats: int = 5, warmup: int = 1, device=None) -> float:
-    """Median wall time of ``fn(*args)`` in seconds, after ``warmup`` calls (CUDA synchronised)."""
-    if repeats < 1:
-        raise ValueError(f"repeats must be at least 1, got {repeats}")
-    device = torch.device(device) if device is not None else _device_of(args)
-    for _ in range(warmup):
-        fn(*args)
-    _sync(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn(*args)
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def _device_of(args) -> torch.device:
-    for arg in args:
-        if isinstance(arg, torch.Tensor):
-            return arg.device
-    return torch.device("cpu")
-
-
 def peak_memory(fn: Callable, *args, device=None) -> int:
     """Peak bytes allocated while ``fn(*args)`` runs, above what was allocated before.
 
@@ -172,11 +143,11 @@ def peak_memory(fn: Callable, *args, device=None) -> int:
     """
     device = torch.device(device) if device is not None else _device_of(args)
     if device.type == "cuda":
-        torch.cuda.synchronize(device)
+        synchronize(device)
         before = torch.cuda.memory_allocated(device)
         torch.cuda.reset_peak_memory_stats(device)
         result = fn(*args)
-        torch.cuda.synchronize(device)
+        synchronize(device)
         peak = torch.cuda.max_memory_allocated(device) - before
         del result
         return int(peak)
@@ -261,10 +232,8 @@ def compile_benchmark(model: nn.Module, example: torch.Tensor, repeats: int = 5,
         eager_seconds = time_call(model, example, repeats=repeats, device=device)
         reference = model(example)
         compiled = torch.compile(model, **compile_kwargs)
-        start = time.perf_counter()
+        compile_seconds = time_calls(compiled, example, repeats=1, warmup=0, device=device)[0]  # it compiles
         first = compiled(example)
-        _sync(device)
-        compile_seconds = time.perf_counter() - start
         compiled_seconds = time_call(compiled, example, repeats=repeats, device=device)
     saved = eager_seconds - compiled_seconds
     return dict(
@@ -575,15 +544,6 @@ def merged_image(image: torch.Tensor, labels: torch.Tensor, patch_size: int) -> 
 
 
 # -- 4. throughput -------------------------------------------------------------------------------
-def hardware_name(device=None) -> str:
-    """A short name for the hardware behind a timing: the GPU's name, or the CPU's cores and threads."""
-    device = torch.device(device or "cpu")
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    processor = platform.processor() or platform.machine()
-    return f"{os.cpu_count()}-core {processor} CPU, {torch.get_num_threads()} torch threads"
-
-
 def _autocast(device: torch.device, dtype_name: str):
     if dtype_name == "fp32":
         return torch.autocast(device.type, enabled=False)

@@ -21,6 +21,8 @@ __all__ = [
     "seed_everything",
     "autocast_dtype",
     "environment_report",
+    "cpu_model",
+    "hardware_name",
     "QUICK_ENV",
     "REPO",
     "BRANCH",
@@ -84,6 +86,43 @@ def autocast_dtype(device: torch.device | str, capability: tuple[int, int] | Non
     return torch.bfloat16 if capability[0] >= 8 else torch.float16
 
 
+def cpu_model() -> str:
+    """The processor's marketing name ("AMD EPYC 9B45", "Apple M2"), so timings can be compared across machines.
+
+    Linux: ``model name`` in ``/proc/cpuinfo``; macOS: ``sysctl machdep.cpu.brand_string``; else what
+    :func:`platform.processor` knows (often only the architecture, e.g. ``x86_64``).
+    """
+    import platform
+    import subprocess
+
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.lower().startswith("model name") and ":" in line:
+                return line.split(":", 1)[1].strip()
+    if platform.system() == "Darwin":
+        try:
+            brand = subprocess.run(
+                ["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True, timeout=5
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            brand = ""
+        if brand:
+            return brand
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def hardware_name(device: torch.device | str | None = None) -> str:
+    """The one name for the hardware behind a timing: the GPU's model, or the CPU's model, cores and threads."""
+    device = torch.device(device or "cpu")
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpu = f"{cpu_model()} ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+    if device.type == "mps":
+        return f"Apple GPU (MPS) with {cpu}"
+    return cpu
+
+
 def environment_report() -> dict[str, str]:
     """Versions and hardware a lesson's numbers depend on (printed by the setup lesson)."""
     import platform
@@ -91,7 +130,7 @@ def environment_report() -> dict[str, str]:
     report = {
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
         "cpu threads": str(torch.get_num_threads()),
     }
     for package in ("torchvision", "ipywidgets", "jupyterlab_widgets", "timm"):
