@@ -50,17 +50,24 @@ def test_time_to_accuracy_trains_both_models_identically(tmp_path):
     assert (tmp_path / "ours" / "summary.json").exists() and (tmp_path / "timm" / "summary.json").exists()
 
 
-def test_bench_inference_mode_prints_and_saves_the_table(tmp_path, capsys):
+def test_inference_command_prints_and_saves_the_table(tmp_path, capsys):
     import json
 
-    from vit_lessons import bench
+    from vit_lessons import efficient
 
     output = tmp_path / "inference.json"
-    argv = ["--inference", "--models", "vit_digits_patch2_8", "--img-size", "8", "--batch-sizes", "2"]
+    argv = ["--models", "vit_digits_patch2_8", "--img-size", "8", "--batch-sizes", "2"]
     argv += ["--dtypes", "fp32", "--repeats", "1", "--tome-model", "vit_digits_patch2_8", "--tome-r", "2"]
     argv += ["--tome-batch", "2", "--output", str(output)]
-    assert bench.main(argv) == 0
+    assert efficient.main(argv) == 0
     saved = json.loads(output.read_text())
     printed = capsys.readouterr().out
     assert json.loads(printed) == saved
     assert saved["rows"][0]["batch_size"] == 2 and "token_merging" in saved
+
+
+def test_the_inference_alias_is_gone_from_the_training_bench():
+    from vit_lessons import bench
+
+    with pytest.raises(SystemExit):
+        bench.main(["--inference"])

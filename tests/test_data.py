@@ -1,7 +1,6 @@
 """Datasets and loaders: the digits split, CIFAR-10 from each format, device-side augmentation."""
 
 import io
-import pickle
 import tarfile
 
 import numpy as np
@@ -200,14 +199,8 @@ def test_cifar10_from_imagefolder_tree_matches_tar(tmp_path):
     assert torch.allclose(images, expected)
 
 
-def test_cifar10_from_torchvision_format(tmp_path):
-    folder = tmp_path / "cifar-10-batches-py"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        entry = {b"data": rng.integers(0, 256, (20, 3072), dtype=np.uint8), b"labels": list(range(10)) * 2}
-        (folder / name).write_bytes(pickle.dumps(entry))
-    train, test = load_cifar10(tmp_path, per_class_train=3)
-    assert find_cifar10(tmp_path)[0] == "torchvision"
+def test_cifar10_from_torchvision_format(fake_cifar):
+    train, test = load_cifar10(fake_cifar, per_class_train=3)
+    assert find_cifar10(fake_cifar)[0] == "torchvision"
     assert train.images.shape == (30, 3, 32, 32) and test.images.shape == (20, 3, 32, 32)
     assert np.bincount(train.labels).tolist() == [3] * 10

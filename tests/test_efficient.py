@@ -9,7 +9,6 @@ from torch import nn
 
 from vit_lessons import create_model
 from vit_lessons.efficient import (
-    _attention_with_size,
     apply_token_merging,
     bipartite_soft_matching,
     compile_benchmark,
@@ -26,6 +25,7 @@ from vit_lessons.efficient import (
     token_schedule,
 )
 from vit_lessons.settings import cpu_model
+from vit_lessons.tome import _attention_with_size
 
 
 @pytest.fixture

@@ -23,14 +23,7 @@ from vit_lessons.interpret import (
 )
 from vit_lessons.patches import PatchEmbedding
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run faster on one thread, above all on a shared CI machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def peaky(model: nn.Module, seed: int = 0, scale: float = 0.3) -> nn.Module:

@@ -267,7 +267,7 @@ def test_from_pretrained_hf_directory_uses_its_config(tmp_path, hf_classifier):
 def test_from_pretrained_by_name_uses_the_local_weights_dir(tmp_path, monkeypatch, hf_classifier):
     pytest.importorskip("safetensors")
     monkeypatch.setenv("VIT_LESSONS_WEIGHTS", str(tmp_path))
-    monkeypatch.setattr(pretrained, "_network_available", lambda *a, **k: pytest.fail("must not touch the network"))
+    monkeypatch.setattr(pretrained.hub, "_network_available", lambda *a, **k: pytest.fail("must not touch the network"))
     hf_classifier.save_pretrained(tmp_path / "someone--tiny-vit")  # where a Hub repo id is looked up first
     model = from_pretrained("someone/tiny-vit")
     with torch.no_grad():
@@ -311,7 +311,7 @@ def test_unreachable_network_fails_fast(tmp_path, monkeypatch):
 
     monkeypatch.setattr(socket, "create_connection", hangs)
     start = time.perf_counter()
-    assert pretrained._network_available(timeout=0.3) is False
+    assert pretrained.hub._network_available(timeout=0.3) is False
     assert time.perf_counter() - start < 2
 
 

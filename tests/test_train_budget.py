@@ -13,6 +13,7 @@ from vit_lessons.data import ArrayDataset, DeviceLoader
 from vit_lessons.train import (
     CONFIGS,
     Trainer,
+    build_model,
     get_config,
     main,
     parse_overrides,
@@ -21,17 +22,11 @@ from vit_lessons.train import (
     train,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _trainer(config, steps_per_epoch=10):
-    model = create_model(config.model, **config.model_kwargs)
+    model = build_model(config)
     return Trainer(model, config, resolve_precision("fp32", "cpu"), "cpu", steps_per_epoch)
 
 
@@ -206,17 +201,9 @@ def test_the_cpu_recipe_is_a_hybrid_vit_on_a_ten_minute_clock(tmp_path):
     assert len(model.blocks) >= 2 and model.patch_embed.num_patches == 16
 
 
-def test_the_cpu_recipe_runs_on_a_tiny_subset_within_its_clock(tmp_path):
-    import pickle
-
-    folder = tmp_path / "cifar" / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        entry = {b"data": rng.integers(0, 256, (20, 3072), dtype=np.uint8), b"labels": list(range(10)) * 2}
-        (folder / name).write_bytes(pickle.dumps(entry))
+def test_the_cpu_recipe_runs_on_a_tiny_subset_within_its_clock(fake_cifar, tmp_path):
     config = get_config("cifar10-cpu", time_budget=4.0, batch_size=16, per_class_train=8, per_class_test=4)
-    summary = train(config, data_dir=folder.parent, out=tmp_path / "run", progress=False, log=None)
+    summary = train(config, data_dir=fake_cifar, out=tmp_path / "run", progress=False, log=None)
     history = summary["history"]
     assert len(history) >= 2 and history[-1]["final"] and summary["tta_flip"]
     assert all(np.isfinite(row["train_loss"]) for row in history) and summary["skipped_steps"] == 0

@@ -6,6 +6,11 @@ students open is ``notebooks/NN_topic.ipynb``, executed and saved with its outpu
     python tools/build_notebooks.py notebooks/src/01_images_as_patches.py            # convert only
     python tools/build_notebooks.py --execute notebooks/src/01_images_as_patches.py  # and run it (full mode)
     python tools/build_notebooks.py --execute --quick ...                             # quick mode
+    python tools/build_notebooks.py --sync notebooks/src/13_efficient_vit.py          # sources only
+
+``--sync`` copies the script's cell sources into the saved notebook and keeps its outputs; use it only
+for edits that cannot change an output (prose, a renamed keyword with the same effect). It refuses
+when cells were added, removed or retyped: those need ``--execute``.
 
 Execution runs in ``notebooks/`` with the current Python's kernel; widget state is not saved (it can
 stop GitHub from rendering a notebook).
@@ -100,14 +105,29 @@ def solve_notebook(notebook: nbformat.NotebookNode) -> tuple[nbformat.NotebookNo
     return solved, ids
 
 
+def sync_sources(source: Path) -> nbformat.NotebookNode:
+    """The saved notebook with the script's cell sources and tags, outputs kept (same cell layout only)."""
+    expected = source_to_notebook(source)
+    saved = nbformat.read(ipynb_for(source), as_version=4)
+    if [c.cell_type for c in saved.cells] != [c.cell_type for c in expected.cells]:
+        raise SystemExit(f"{source.name}: cells were added, removed or retyped; rebuild it with --execute")
+    for cell, new in zip(saved.cells, expected.cells):
+        cell.source = new.source
+        cell.metadata["tags"] = new.metadata.get("tags", [])
+        if not cell.metadata["tags"]:
+            cell.metadata.pop("tags")
+    return saved
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sources", nargs="+", type=Path)
     parser.add_argument("--execute", action="store_true", help="run the notebook and save its outputs")
     parser.add_argument("--quick", action="store_true", help="execute in quick mode (VIT_LESSONS_QUICK=1)")
+    parser.add_argument("--sync", action="store_true", help="update the saved notebook's sources, keep its outputs")
     args = parser.parse_args(argv)
     for source in args.sources:
-        notebook = source_to_notebook(source)
+        notebook = sync_sources(source) if args.sync else source_to_notebook(source)
         if args.execute:
             start = time.perf_counter()
             execute_notebook(notebook, quick=args.quick)

@@ -16,6 +16,7 @@ from torch import nn
 
 from .attention import MultiHeadSelfAttention, scaled_dot_product_attention
 from .blocks import DropPath, EncoderBlock, Mlp
+from .deit import MODEL_REGISTRY as DEIT_MODELS
 from .patches import PatchEmbedding, patchify, unpatchify
 from .position import (
     learned_position_embedding,
@@ -24,6 +25,7 @@ from .position import (
     sinusoidal_position_encoding_2d,
 )
 from .settings import is_quick, pick_device, seed_everything
+from .swin import MODEL_REGISTRY as SWIN_MODELS
 from .vit import MODEL_CONFIGS, VisionTransformer
 
 __version__ = "0.1.0"
@@ -50,28 +52,12 @@ __all__ = [
     "seed_everything",
 ]
 
-# name -> (model class, default keyword arguments). Later lessons' models register here too.
+# name -> (model class, default keyword arguments): the plain ViTs, DeiT (lesson 10) and Swin (lesson 11).
 _REGISTRY: dict[str, tuple[type[nn.Module], dict]] = {
-    name: (VisionTransformer, config) for name, config in MODEL_CONFIGS.items()
+    **{name: (VisionTransformer, config) for name, config in MODEL_CONFIGS.items()},
+    **DEIT_MODELS,
+    **SWIN_MODELS,
 }
-
-
-def _register_optional() -> None:
-    """Add the model families that live in their own modules (DeiT, Swin) when present."""
-    import importlib
-
-    for module_name in ("deit", "swin"):
-        try:
-            module = importlib.import_module(f".{module_name}", __name__)
-        except ModuleNotFoundError as error:
-            if error.name != f"{__name__}.{module_name}":
-                raise
-            continue
-        for name, (cls, config) in getattr(module, "MODEL_REGISTRY", {}).items():
-            _REGISTRY[name] = (cls, config)
-
-
-_register_optional()
 
 
 def list_models() -> list[str]:

@@ -21,15 +21,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
-import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .train import TrainConfig, build_model, get_config, resolve_precision, train
+from .settings import hardware_name, pick_device
+from .timing import time_call
+from .train import TrainConfig, Trainer, build_model, get_config, train
 
 __all__ = ["timm_twin", "training_throughput", "compare_throughput", "compare_time_to_accuracy", "run", "main"]
 
@@ -86,31 +85,12 @@ def _max_drop_path(model: nn.Module) -> float:
 def training_throughput(
     model: nn.Module, images: torch.Tensor, labels: torch.Tensor, steps: int = 10, precision: str = "auto"
 ) -> float:
-    """Training images/s of ``steps`` full steps on one fixed batch (after one warm-up step)."""
-    device = images.device
-    policy = resolve_precision(precision, device)
+    """Training images/s of :meth:`~vit_lessons.train.Trainer.step` on one fixed batch: the median of ``steps``
+    timed steps after one warm-up step."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    scaler = torch.amp.GradScaler(device.type, enabled=policy.use_scaler)
-    model.train()
-
-    def step():
-        with torch.autocast(device.type, dtype=policy.dtype, enabled=policy.dtype is not None):
-            logits = model(images)
-        loss = F.cross_entropy(logits.float(), labels)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-
-    step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return steps * len(images) / (time.perf_counter() - start)
+    trainer = Trainer.for_model(model, optimizer, precision=precision)
+    seconds = time_call(trainer.step, images, labels, repeats=steps, warmup=1, device=images.device)
+    return len(images) / seconds
 
 
 def compare_throughput(
@@ -201,8 +181,6 @@ def run(
     out: str | Path = "runs/bench",
 ) -> dict:
     """Both benchmarks for one config; returns (and prints) the table's data."""
-    from .settings import pick_device
-
     config = get_config(config_name, **({"epochs": epochs} if epochs else {}))
     device = torch.device(device) if device else pick_device()
     report = {
@@ -215,9 +193,7 @@ def run(
     }
     if not skip_train:
         report["time_to_accuracy"] = compare_time_to_accuracy(config, target, device, precision, data_dir, out)
-    report["device_name"] = (
-        torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    )
+    report["device_name"] = hardware_name(device)
     return report
 
 
@@ -277,13 +253,7 @@ def format_table(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if "--inference" in argv:  # lesson 13's inference table; options as `python -m vit_lessons.efficient --help`
-        from .efficient import main as inference_main
-
-        return inference_main([arg for arg in argv if arg != "--inference"])
     parser = argparse.ArgumentParser(prog="python -m vit_lessons.bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--inference", action="store_true", help="inference throughput table (vit_lessons.efficient)")
     parser.add_argument("--config", default="digits", help="a vit_lessons.train config")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--target", type=float, default=0.97, help="test accuracy for time-to-accuracy")

@@ -45,7 +45,6 @@ __all__ = [
     "load_digits",
     "imagefolder_dataset",
     "normalize",
-    "denormalize",
     "cache_dir",
 ]
 
@@ -113,13 +112,6 @@ def normalize(images: torch.Tensor, mean, std) -> torch.Tensor:
     mean_t = torch.as_tensor(mean, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
     std_t = torch.as_tensor(std, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
     return (images.float() / 255.0 - mean_t) / std_t
-
-
-def denormalize(images: torch.Tensor, mean, std) -> torch.Tensor:
-    """Undo :func:`normalize`: float (B, C, H, W) → float in 0..1, for plotting."""
-    mean_t = torch.as_tensor(mean, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
-    std_t = torch.as_tensor(std, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
-    return (images * std_t + mean_t).clamp(0, 1)
 
 
 def random_augment_params(count: int, padding: int, flip: bool, generator: torch.Generator):

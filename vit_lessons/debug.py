@@ -193,15 +193,15 @@ def overfit_one_batch(
     parameters = [p for p in model.parameters() if p.requires_grad]
     if not parameters:
         raise ValueError("the model has no trainable parameters (all requires_grad=False); nothing to overfit")
+    from .train import Trainer  # train sits above debug: import when called
+
     optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
-    model.train()
+    criterion = lambda images, logits, targets: loss_fn(logits, targets)  # noqa: E731
+    trainer = Trainer.for_model(model, optimizer, criterion=criterion)
     losses = []
     for _ in range(steps):
-        loss = loss_fn(model(images), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+        loss, _ = trainer.step(images, labels)
+        losses.append(math.nan if loss is None else loss.item())
     return losses
 
 
@@ -357,6 +357,48 @@ def _swap_class(module: nn.Module, buggy: type) -> None:
     module.__class__ = buggy  # same parameters, buggy forward
 
 
+def _inject_in_blocks(part: str | None, buggy: type):
+    def inject(model):
+        for block in model.blocks:
+            _swap_class(getattr(block, part) if part else block, buggy)
+
+    return inject
+
+
+def _share_layernorm(model: VisionTransformer) -> None:
+    shared = model.blocks[0].norm1
+    for block in model.blocks:
+        block.norm1 = shared
+        block.norm2 = shared
+
+
+def _stale_position_embedding(model: VisionTransformer) -> None:
+    height, width = model.patch_embed.img_size
+    patch = model.patch_embed.patch_size
+    new = (height + 2 * patch, width + 2 * patch)  # a larger image, e.g. fine-tuning at higher resolution
+    model.patch_embed.img_size = new
+    model.patch_embed.grid_size = (new[0] // patch, new[1] // patch)
+    model.patch_embed.num_patches = model.patch_embed.grid_size[0] * model.patch_embed.grid_size[1]
+
+
+def _wrap_patch_embedding(model: VisionTransformer) -> None:
+    model.patch_embed = _PatchOrderEmbedding(model.patch_embed)
+
+
+# bug name -> how it is put into a correct model (same parameters, so the correct weights load)
+_INJECT: dict[str, Callable[[VisionTransformer], None]] = {
+    "missing_class_token": lambda model: _swap_class(model, _EmbedWithoutClassToken),
+    "missing_position_embedding": lambda model: _swap_class(model, _EmbedWithoutPosition),
+    "mean_pool": lambda model: _swap_class(model, _MeanPooled),
+    "patch_order": _wrap_patch_embedding,
+    "post_norm": _inject_in_blocks(None, _PostNormBlock),
+    "attention_scale": _inject_in_blocks("attn", _WrongScaleAttention),
+    "shared_head_projection": _inject_in_blocks("attn", _SharedHeadAttention),
+    "shared_layernorm": _share_layernorm,
+    "stale_position_embedding": _stale_position_embedding,
+}
+
+
 def make_buggy_vit(bug: str, seed: int | None = 0, **config) -> VisionTransformer:
     """A ViT with one bug from :data:`BUGS`; ``config`` as for :class:`~vit_lessons.vit.VisionTransformer`
     (defaults: the 32-px CIFAR model, ``vit_cifar_patch4_32``). Same parameter names and shapes as
@@ -370,35 +412,7 @@ def make_buggy_vit(bug: str, seed: int | None = 0, **config) -> VisionTransforme
     if seed is not None:
         torch.manual_seed(seed)
     model = VisionTransformer(**config)
-    if bug == "missing_class_token":
-        _swap_class(model, _EmbedWithoutClassToken)
-    elif bug == "missing_position_embedding":
-        _swap_class(model, _EmbedWithoutPosition)
-    elif bug == "mean_pool":
-        _swap_class(model, _MeanPooled)
-    elif bug == "patch_order":
-        model.patch_embed = _PatchOrderEmbedding(model.patch_embed)
-    elif bug == "post_norm":
-        for block in model.blocks:
-            _swap_class(block, _PostNormBlock)
-    elif bug == "attention_scale":
-        for block in model.blocks:
-            _swap_class(block.attn, _WrongScaleAttention)
-    elif bug == "shared_head_projection":
-        for block in model.blocks:
-            _swap_class(block.attn, _SharedHeadAttention)
-    elif bug == "shared_layernorm":
-        shared = model.blocks[0].norm1
-        for block in model.blocks:
-            block.norm1 = shared
-            block.norm2 = shared
-    elif bug == "stale_position_embedding":
-        height, width = model.patch_embed.img_size
-        patch = model.patch_embed.patch_size
-        new = (height + 2 * patch, width + 2 * patch)  # a larger image, e.g. fine-tuning at higher resolution
-        model.patch_embed.img_size = new
-        model.patch_embed.grid_size = (new[0] // patch, new[1] // patch)
-        model.patch_embed.num_patches = model.patch_embed.grid_size[0] * model.patch_embed.grid_size[1]
+    _INJECT[bug](model)
     return model
 
 

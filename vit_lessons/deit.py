@@ -20,8 +20,6 @@ ones are :class:`DistilledVisionTransformer`, laid out as timm's ``VisionTransfo
 
 from __future__ import annotations
 
-import math
-import time
 from pathlib import Path
 
 import torch
@@ -29,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .position import learned_position_embedding
+from .timing import time_call
 from .vit import VisionTransformer, _init_weights
 
 __all__ = [
@@ -304,9 +303,11 @@ def train_epoch(
     Returns the mean training loss."""
     if teacher_logits is not None and augment is not None:
         raise ValueError("precomputed teacher_logits match the un-augmented images only; drop augment or them")
+    from .train import Trainer  # train sits above deit (it imports DistillationLoss): import when called
+
     loss_fn = loss_fn or DistillationLoss(None, distill="none")
-    model.train()
     loss_fn.train()
+    trainer = Trainer.for_model(model, optimizer, scheduler, criterion=loss_fn, grad_clip=1.0)
     order = torch.randperm(len(images), generator=generator)
     total, seen = 0.0, 0
     for start in range(0, len(images), batch_size):
@@ -314,18 +315,11 @@ def train_epoch(
         batch, targets = images[index], labels[index]
         if augment is not None:
             batch = augment(batch)
-        if teacher_logits is None:
-            loss = loss_fn(batch, model(batch), targets)
-        else:
-            loss = loss_fn(batch, model(batch), targets, teacher_logits=teacher_logits[index])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        total += loss.item() * len(index)
-        seen += len(index)
+        extra = {} if teacher_logits is None else {"teacher_logits": teacher_logits[index]}
+        loss, _ = trainer.step(batch, targets, **extra)
+        if loss is not None:
+            total += loss.item() * len(index)
+            seen += len(index)
     return total / max(seen, 1)
 
 
@@ -353,15 +347,9 @@ def head_agreement(model: DistilledVisionTransformer, images: torch.Tensor) -> f
 
 @torch.no_grad()
 def images_per_second(model, images: torch.Tensor, repeats: int = 3) -> float:
-    """Inference throughput in eval mode: the best of ``repeats`` timed passes over ``images``."""
+    """Inference throughput in eval mode: ``images`` over the median of ``repeats`` timed passes."""
     model.eval()
-    model(images[:2])  # warm-up
-    best = math.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model(images)
-        best = min(best, time.perf_counter() - start)
-    return len(images) / best
+    return len(images) / time_call(model, images, repeats=repeats, warmup=1)
 
 
 def _deit(embed_dim: int, depth: int, num_heads: int) -> dict:

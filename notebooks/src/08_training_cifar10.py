@@ -248,7 +248,7 @@ print("written-out loop == vit_lessons.train.Trainer:", same)
 from vit_lessons.train import train
 
 run_dir = "runs/lesson08"
-summary = train(config, out=run_dir, device=device, log=print)
+summary, trainer = train(config, out=run_dir, device=device, log=print, return_trainer=True)
 print({k: summary[k] for k in ("test_accuracy", "wall_seconds", "images_per_second", "params", "precision")})
 
 # %% [markdown]
@@ -354,7 +354,6 @@ from sklearn.metrics import confusion_matrix
 
 from vit_lessons.train import predict
 
-trainer = summary["trainer"]
 test_loader = DeviceLoader(test_set, 256, train=False, device=device)
 logits, targets = predict(trainer.eval_model, test_loader)
 predicted = logits.argmax(1)
@@ -390,12 +389,14 @@ plt.show()
 
 # %%
 demo = get_config("digits", epochs=2, per_class_train=20, per_class_test=10)
-straight = train(demo, out="runs/lesson08_resume/straight", device="cpu", progress=False, log=None)
+straight, straight_trainer = train(demo, out="runs/lesson08_resume/straight", device="cpu", progress=False,
+                                  log=None, return_trainer=True)
 train(demo, out="runs/lesson08_resume/interrupted", device="cpu", progress=False, stop_after=1)
-resumed = train(demo, out="runs/lesson08_resume/interrupted", device="cpu", progress=False, resume=True)
+resumed, resumed_trainer = train(demo, out="runs/lesson08_resume/interrupted", device="cpu", progress=False,
+                                 resume=True, return_trainer=True)
 
 # %% tags=["nbval-check-output"]
-pairs = zip(straight["trainer"].model.state_dict().values(), resumed["trainer"].model.state_dict().values())
+pairs = zip(straight_trainer.model.state_dict().values(), resumed_trainer.model.state_dict().values())
 print("epochs after resume:", resumed["epochs"])
 print("bit-identical to the uninterrupted run:", all(torch.equal(a, b) for a, b in pairs))
 state = torch.load("runs/lesson08_resume/interrupted/last.pt", weights_only=True)

@@ -327,7 +327,7 @@ plt.show()
 # The paper reports ViT-S/16 at about 1.6× the images/s for about 2 points of ImageNet accuracy on
 # a V100. Throughput needs no training, so we measure ViT-S/16 at 224 px (random weights) with r = 16
 # against r = 0, alternating the two in one run (quick mode: ViT-Ti, smaller batch). The same
-# measurement is part of `python -m vit_lessons.bench --inference`.
+# measurement is part of `python -m vit_lessons.efficient`.
 
 # %%
 if QUICK:
@@ -347,7 +347,7 @@ print("tokens per block:", tome["tokens"])
 # emulated and slower than fp32. On a GPU the table adds fp16 (and bf16 from compute capability 8.0).
 # The notebook uses batches 1 and 16 in fp32 and batch 1 in low precision (quick mode: batch 1,
 # fp32, two models); the command line
-# `python -m vit_lessons.bench --inference` runs batches 1 and 64 and saves the table as JSON
+# `python -m vit_lessons.efficient` runs batches 1 and 64 and saves the table as JSON
 # (our run: `docs/benchmarks/efficient.md`).
 
 # %%
@@ -373,7 +373,7 @@ for row in table:
 #   matching, with size-weighted averages and proportional attention; no retraining, removable
 #   with `handle.remove()`. The tables above show how accuracy and images/s trade on this machine.
 # - Throughput comparisons only mean something for one machine, one batch size and one dtype:
-#   measure on yours (`python -m vit_lessons.bench --inference`).
+#   measure on yours (`python -m vit_lessons.efficient`).
 #
 # Numbers in this notebook: full mode, on the hardware printed by the setup cell.
 #

@@ -1,6 +1,5 @@
-"""Bug zoo for 02.patch_embedding and 02.class_token: each typical mistake is rejected with its own message."""
-
-import re
+"""Bug zoo for 02.patch_embedding and 02.class_token (run by test_zoos.py), and the answers the graders
+accept or refuse besides it."""
 
 import pytest
 import torch
@@ -12,11 +11,6 @@ from vit_lessons.exercises import get_exercise
 @pytest.fixture(scope="module")
 def ex():
     return get_exercise("02.patch_embedding")
-
-
-@pytest.fixture(scope="module")
-def ex_cls():
-    return get_exercise("02.class_token")
 
 
 class _Base(nn.Module):
@@ -107,13 +101,7 @@ class WithClassToken(_Base):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
 
 
-class Stub(nn.Module):
-    def __init__(self, img_size, patch_size, in_chans, embed_dim):
-        super().__init__()
-        raise NotImplementedError
-
-
-BUGS = {
+PATCH_EMBEDDING_BUGS = {
     NoTranspose: r"\(B, D, N\): the transpose is missing",
     NoFlatten: r"\(B, D, H/P, W/P\)",
     ColumnMajor: "column-major",
@@ -129,31 +117,19 @@ BUGS = {
 }
 
 
-@pytest.mark.parametrize("bug", list(BUGS), ids=lambda c: c.__name__)
-def test_each_bug_is_rejected_with_its_message(ex, bug):
-    result = ex.grade(bug)
-    assert result.status == "incorrect", result
-    assert re.search(BUGS[bug], result.message), result.message
-
-
 def test_instance_instead_of_class(ex):
     result = ex.grade(_Base(8, 2, 1, 4))
     assert result.status == "incorrect" and "class itself" in result.message
-
-
-def test_stub_is_not_attempted(ex):
-    assert ex.grade(Stub).status == "not_attempted"
 
 
 def test_minimal_correct_class_passes(ex):
     assert ex.grade(_Base).correct, ex.grade(_Base)
 
 
-def test_reference_solution_is_correct(ex):
+def test_reference_solution_brings_its_own_imports(ex):
     namespace = {}
     exec(ex.solution_source("Mine"), namespace)  # self-contained: imports included in the source
-    result = ex.grade(namespace["Mine"])
-    assert result.status == "correct", result
+    assert issubclass(namespace["Mine"], nn.Module)  # test_zoos.py grades it
 
 
 # -- 02.class_token ------------------------------------------------------------------------------
@@ -181,11 +157,7 @@ def replaces_first(tokens, cls_token):
     return out
 
 
-def cls_stub(tokens, cls_token):
-    raise NotImplementedError
-
-
-CLS_BUGS = {
+CLASS_TOKEN_BUGS = {
     appended: "at the end",
     feature_axis: "feature axis",
     no_expand: r"expand the \(1, 1, D\) token",
@@ -193,23 +165,12 @@ CLS_BUGS = {
     replaces_first: r"expected \(B, N \+ 1, D\)",
 }
 
-
-@pytest.mark.parametrize("bug", list(CLS_BUGS), ids=lambda f: f.__name__)
-def test_each_class_token_bug_is_rejected(ex_cls, bug):
-    result = ex_cls.grade(bug)
-    assert result.status == "incorrect", result
-    assert re.search(CLS_BUGS[bug], result.message), result.message
+ZOO = {"02.patch_embedding": PATCH_EMBEDDING_BUGS, "02.class_token": CLASS_TOKEN_BUGS}
 
 
-def test_class_token_stub_and_solution(ex_cls):
-    assert ex_cls.grade(cls_stub).status == "not_attempted"
-    namespace = {}
-    exec(ex_cls.solution_source("mine"), namespace)
-    assert ex_cls.grade(namespace["mine"]).correct
-
-
-def test_class_token_repeat_is_also_correct(ex_cls):
+def test_class_token_repeat_is_also_correct():
     def by_repeat(tokens, cls_token):
         return torch.cat([cls_token.repeat(tokens.shape[0], 1, 1), tokens], dim=1)
 
-    assert ex_cls.grade(by_repeat).correct, ex_cls.grade(by_repeat)
+    ex = get_exercise("02.class_token")
+    assert ex.grade(by_repeat).correct, ex.grade(by_repeat)

@@ -1,7 +1,6 @@
-"""Bug zoo for 03.sinusoidal and 03.sinusoidal_2d: each typical mistake is rejected with its own message."""
+"""Bug zoo for 03.sinusoidal and 03.sinusoidal_2d (run by test_zoos.py), and other correct ways."""
 
 import math
-import re
 
 import numpy as np
 import pytest
@@ -13,11 +12,6 @@ from vit_lessons.exercises import get_exercise
 @pytest.fixture(scope="module")
 def ex():
     return get_exercise("03.sinusoidal")
-
-
-@pytest.fixture(scope="module")
-def ex2d():
-    return get_exercise("03.sinusoidal_2d")
 
 
 def _angles(n, d, base=10000.0, exponent=lambda i, d: 2 * i / d, start=0):
@@ -87,11 +81,7 @@ def integer_positions_only(n, d):
     return _interleave(a.sin(), a.cos()).round().long()
 
 
-def stub(n, d):
-    raise NotImplementedError
-
-
-BUGS = {
+SINUSOIDAL_BUGS = {
     halves: "concatenated in two halves",
     exponent_i_over_d: "exponent is i/dim",
     swapped: "swapped",
@@ -103,27 +93,6 @@ BUGS = {
     numpy_result: "NumPy array",
     integer_positions_only: "floating-point",
 }
-
-
-@pytest.mark.parametrize("bug", list(BUGS), ids=lambda f: f.__name__)
-def test_each_bug_is_rejected_with_its_message(ex, bug):
-    result = ex.grade(bug)
-    assert result.status == "incorrect", result
-    assert re.search(BUGS[bug], result.message), result.message
-
-
-def test_stub_is_not_attempted(ex, ex2d):
-    assert ex.grade(stub).status == "not_attempted"
-    assert ex2d.grade(lambda h, w, d: (_ for _ in ()).throw(NotImplementedError())).status == "not_attempted"
-
-
-@pytest.mark.parametrize("exercise_id", ["03.sinusoidal", "03.sinusoidal_2d"])
-def test_reference_solution_is_correct(exercise_id):
-    exercise = get_exercise(exercise_id)
-    namespace = {}
-    exec(exercise.solution_source("mine"), namespace)  # self-contained: no imports given
-    result = exercise.grade(namespace["mine"])
-    assert result.status == "correct", result
 
 
 def test_float32_float64_and_numpy_style_correct_answers_pass(ex):
@@ -181,7 +150,7 @@ def full_width_halves(h, w, d):
     return torch.cat([rows, cols], -1).reshape(h * w, d)
 
 
-BUGS_2D = {
+SINUSOIDAL_2D_BUGS = {
     columns_first: "halves are swapped",
     column_major_2d: "column-major",
     flat_index_1d: "1-D encoding of the patch index",
@@ -189,9 +158,4 @@ BUGS_2D = {
     full_width_halves: r"each PE_1d of width dim/2",
 }
 
-
-@pytest.mark.parametrize("bug", list(BUGS_2D), ids=lambda f: f.__name__)
-def test_each_2d_bug_is_rejected_with_its_message(ex2d, bug):
-    result = ex2d.grade(bug)
-    assert result.status == "incorrect", result
-    assert re.search(BUGS_2D[bug], result.message), result.message
+ZOO = {"03.sinusoidal": SINUSOIDAL_BUGS, "03.sinusoidal_2d": SINUSOIDAL_2D_BUGS}

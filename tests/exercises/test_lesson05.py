@@ -1,8 +1,7 @@
-"""Bug zoo for 05.multi_head_attention and 05.parameter_count: each typical mistake is rejected
-with its own message."""
+"""Bug zoo for 05.multi_head_attention and 05.parameter_count (run by test_zoos.py), and the answers the
+graders accept or refuse besides it."""
 
 import math
-import re
 
 import pytest
 import torch
@@ -134,13 +133,7 @@ class Crashes(Reference):
         return tokens @ self.qkv.weight
 
 
-class Stub(nn.Module):
-    def __init__(self, dim, num_heads, qkv_bias=True):
-        super().__init__()
-        raise NotImplementedError
-
-
-BUGS = {
+MULTI_HEAD_ATTENTION_BUGS = {
     ScaleByEmbedDim: r"1/sqrt\(embed_dim\)",
     NoScale: "not scaled",
     LayoutH3D: r"\(B, N, num_heads, 3, head_dim\)",
@@ -158,28 +151,9 @@ BUGS = {
 }
 
 
-@pytest.mark.parametrize("bug", list(BUGS), ids=lambda c: c.__name__)
-def test_each_bug_is_rejected_with_its_message(ex, bug):
-    result = ex.grade(bug)
-    assert result.status == "incorrect", result
-    assert re.search(BUGS[bug], result.message), result.message
-
-
 def test_instance_instead_of_class(ex):
     result = ex.grade(Reference(8, 2))
     assert result.status == "incorrect" and "class itself" in result.message
-
-
-def test_stub_is_not_attempted(ex):
-    assert ex.grade(Stub).status == "not_attempted"
-    assert ex.grade(None).status == "not_attempted"
-
-
-def test_reference_solution_is_correct(ex):
-    namespace = {"nn": nn}  # the lesson's setup cell imports nn: the class statement needs it as a base
-    exec(ex.solution_source("Mine"), namespace)
-    result = ex.grade(namespace["Mine"])
-    assert result.status == "correct", result
 
 
 def test_library_class_is_correct(ex):
@@ -215,24 +189,16 @@ def count_ignores_flag(dim, num_heads, qkv_bias=True):
     return 4 * dim * dim + 4 * dim
 
 
-COUNT_BUGS = {
+PARAMETER_COUNT_BUGS = {
     count_no_bias: "biases",
     count_shared: "shared across heads",
     count_per_head: "do not multiply",
     count_ignores_flag: "qkv_bias=False: got",
 }
 
-
-@pytest.mark.parametrize("bug", list(COUNT_BUGS), ids=lambda f: f.__name__)
-def test_parameter_count_bugs(bug):
-    result = get_exercise("05.parameter_count").grade(bug)
-    assert result.status == "incorrect", result
-    assert re.search(COUNT_BUGS[bug], result.message), result.message
+ZOO = {"05.multi_head_attention": MULTI_HEAD_ATTENTION_BUGS, "05.parameter_count": PARAMETER_COUNT_BUGS}
 
 
-def test_parameter_count_reference_is_correct():
-    ex = get_exercise("05.parameter_count")
-    namespace = {}
-    exec(ex.solution_source("mine"), namespace)
-    assert ex.grade(namespace["mine"]).status == "correct"
-    assert ex.grade(lambda dim, num_heads, qkv_bias=True: torch.tensor(4 * dim * dim)).status == "incorrect"
+def test_parameter_count_as_a_tensor_is_incorrect():
+    count = get_exercise("05.parameter_count").grade(lambda dim, num_heads, qkv_bias=True: torch.tensor(4 * dim * dim))
+    assert count.status == "incorrect"

@@ -1,7 +1,6 @@
-"""Bug zoo for 06.encoder_block and 06.drop_path: each typical mistake is rejected with its own
-message; the tiny ones (LayerNorm eps, tanh GELU) are shown to be detectable at all."""
+"""Bug zoo for 06.encoder_block and 06.drop_path (run by test_zoos.py); the tiny mistakes (LayerNorm eps,
+tanh GELU) are shown to be detectable at all, and the library's block and DropPath pass."""
 
-import re
 from collections import OrderedDict
 
 import pytest
@@ -110,13 +109,7 @@ class InPlaceResidual(Configurable):
         return tokens
 
 
-class Stub(nn.Module):
-    def __init__(self, dim, num_heads, mlp_ratio=4.0):
-        super().__init__()
-        raise NotImplementedError
-
-
-BUGS = {
+ENCODER_BLOCK_BUGS = {
     PostNorm: "post-norm",
     Norm1Twice: "norm2 is unused",
     ReLU: "ReLU",
@@ -129,13 +122,6 @@ BUGS = {
     SequentialMlp: r"parameter names differ .*mlp\.0\.weight",
     InPlaceResidual: "in place",
 }
-
-
-@pytest.mark.parametrize("bug", list(BUGS), ids=lambda c: c.__name__)
-def test_each_bug_is_rejected_with_its_message(ex, bug):
-    result = ex.grade(bug)
-    assert result.status == "incorrect", result
-    assert re.search(BUGS[bug], result.message), result.message
 
 
 def test_eps_only_shows_on_small_variance_tokens():
@@ -152,17 +138,6 @@ def test_correct_block_and_library_block_pass(ex):
 
     assert ex.grade(Correct).status == "correct"
     assert ex.grade(EncoderBlock).status == "correct"
-
-
-def test_stub_is_not_attempted(ex):
-    assert ex.grade(Stub).status == "not_attempted"
-
-
-def test_reference_solution_is_correct(ex):
-    namespace = {"nn": nn}  # the lesson's setup cell imports nn: the class statement needs it as a base
-    exec(ex.solution_source("Mine"), namespace)
-    result = ex.grade(namespace["Mine"])
-    assert result.status == "correct", result
 
 
 # 06.drop_path
@@ -196,7 +171,7 @@ def in_place(tokens, drop_prob, training=True):
     return tokens.mul_((torch.rand(tokens.shape[0], 1, 1) >= drop_prob) / (1 - drop_prob))
 
 
-DROP_BUGS = {
+DROP_PATH_BUGS = {
     dropout_elementwise: "element-wise dropout",
     no_rescale: "not rescaled",
     drops_in_eval: "when not training",
@@ -204,23 +179,13 @@ DROP_BUGS = {
     in_place: "in place",
 }
 
-
-@pytest.mark.parametrize("bug", list(DROP_BUGS), ids=lambda f: f.__name__)
-def test_drop_path_bugs(bug):
-    result = get_exercise("06.drop_path").grade(bug)
-    assert result.status == "incorrect", result
-    assert re.search(DROP_BUGS[bug], result.message), result.message
+ZOO = {"06.encoder_block": ENCODER_BLOCK_BUGS, "06.drop_path": DROP_PATH_BUGS}
 
 
-def test_drop_path_reference_and_library_are_correct():
+def test_library_drop_path_is_correct():
     from vit_lessons.blocks import DropPath
-
-    ex = get_exercise("06.drop_path")
-    namespace = {}
-    exec(ex.solution_source("mine"), namespace)
-    assert ex.grade(namespace["mine"]).status == "correct"
 
     def library(tokens, drop_prob, training=True):
         return DropPath(drop_prob).train(training)(tokens)
 
-    assert ex.grade(library).status == "correct"
+    assert get_exercise("06.drop_path").grade(library).status == "correct"

@@ -1,6 +1,4 @@
-"""Bug zoo for 07.count_parameters: each typical counting mistake is rejected with its own message."""
-
-import re
+"""Bug zoo for 07.count_parameters (run by test_zoos.py), and a written-out count the grader accepts."""
 
 import pytest
 
@@ -57,7 +55,7 @@ def _bug(**mistake):
     def candidate(*args):
         return _count(*args, **mistake)
 
-    candidate.__name__ = "_".join(f"{k}_{v}" for k, v in mistake.items())[:40]
+    candidate.__name__ = "_".join(f"{k}_{getattr(v, '__name__', v)}" for k, v in mistake.items())
     return candidate
 
 
@@ -79,47 +77,31 @@ def off_by_one_somewhere(*args):
     return _count(*args) + 1
 
 
-def stub(*args):
-    raise NotImplementedError
+def four_times_embed_dim(D):
+    return 4 * D
 
 
-BUGS = [
-    (_bug(pos=False), "forgot the position embedding"),
-    (_bug(grid_squared=False), r"\(img_size // patch_size\) \*\* 2"),
-    (_bug(chans=False), "left out in_chans"),
-    (_bug(qkv_out=1), "qkv maps D to 3·D"),
-    (_bug(attn_proj=False), "output projection"),
-    (_bug(norms_per_block=1), "two LayerNorms"),
-    (_bug(norm_params=1), "weight and a bias"),
-    (_bug(final_norm=False), "2·D short: count the final LayerNorm"),
-    (_bug(bias=0), "biases are missing"),
-    (_bug(hidden=lambda D: 4 * D), "not a fixed 4·embed_dim"),
-    (_bug(head_bias=False), "num_classes biases"),
-    (forgets_class_token, "2·D short.*the class token"),
-    (returns_float, "return an int"),
-    (head_counted_when_no_classes, r"num_classes=0 you counted"),
-    (off_by_one_somewhere, r"off by \+1"),
-]
-
-
-@pytest.mark.parametrize("bug, message", BUGS, ids=[f"{i}-{b.__name__}" for i, (b, _) in enumerate(BUGS)])
-def test_each_bug_is_rejected_with_its_message(ex, bug, message):
-    result = ex.grade(bug)
-    assert result.status == "incorrect", result
-    assert re.search(message, result.message), result.message
-
-
-def test_stub_is_not_attempted(ex):
-    assert ex.grade(stub).status == "not_attempted"
+ZOO = {
+    "07.count_parameters": {
+        _bug(pos=False): "forgot the position embedding",
+        _bug(grid_squared=False): r"\(img_size // patch_size\) \*\* 2",
+        _bug(chans=False): "left out in_chans",
+        _bug(qkv_out=1): "qkv maps D to 3·D",
+        _bug(attn_proj=False): "output projection",
+        _bug(norms_per_block=1): "two LayerNorms",
+        _bug(norm_params=1): "weight and a bias",
+        _bug(final_norm=False): "2·D short: count the final LayerNorm",
+        _bug(bias=0): "biases are missing",
+        _bug(hidden=four_times_embed_dim): "not a fixed 4·embed_dim",
+        _bug(head_bias=False): "num_classes biases",
+        forgets_class_token: "2·D short.*the class token",
+        returns_float: "return an int",
+        head_counted_when_no_classes: r"num_classes=0 you counted",
+        off_by_one_somewhere: r"off by \+1",
+    }
+}
 
 
 def test_written_out_count_is_correct(ex):
     # The test's own term-by-term count (no mistakes switched on) is independent of the reference.
     assert ex.grade(_count).status == "correct"
-
-
-def test_reference_solution_is_correct(ex):
-    namespace = {}
-    exec(ex.solution_source("mine"), namespace)
-    result = ex.grade(namespace["mine"])
-    assert result.status == "correct", result

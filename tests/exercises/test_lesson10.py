@@ -1,6 +1,4 @@
-"""Bug zoo for 10.distillation_loss: each typical mistake is rejected with its own message."""
-
-import re
+"""Bug zoo for 10.distillation_loss (run by test_zoos.py), and another correct way to write it."""
 
 import pytest
 import torch
@@ -87,44 +85,24 @@ def returns_float(s, t, tau):
     return (no_tau_squared(s, t, tau) * tau**2).item()
 
 
-def stub(s, t, tau):
-    raise NotImplementedError
-
-
-BUGS = {
-    no_tau_squared: "τ² factor is missing",
-    tau_not_squared: "multiplied by τ; multiply by τ²",
-    reversed_kl: "KL runs the wrong way",
-    mean_reduction: "batch × classes",
-    sum_over_batch: "summed over the batch",
-    teacher_not_softened: "teacher's logits must be divided",
-    student_not_softened: "student's logits must be divided",
-    soft_cross_entropy: "cross-entropy H",
-    probabilities_into_kl_div: "log-probabilities as its first argument",
-    teacher_not_detached: "detach them",
-    per_sample: "one value per sample",
-    log_of_softmax: "large logits",
-    student_detached: "no gradient to the student",
-    returns_float: "should be a torch.Tensor",
+ZOO = {
+    "10.distillation_loss": {
+        no_tau_squared: "τ² factor is missing",
+        tau_not_squared: "multiplied by τ; multiply by τ²",
+        reversed_kl: "KL runs the wrong way",
+        mean_reduction: "batch × classes",
+        sum_over_batch: "summed over the batch",
+        teacher_not_softened: "teacher's logits must be divided",
+        student_not_softened: "student's logits must be divided",
+        soft_cross_entropy: "cross-entropy H",
+        probabilities_into_kl_div: "log-probabilities as its first argument",
+        teacher_not_detached: "detach them",
+        per_sample: "one value per sample",
+        log_of_softmax: "large logits",
+        student_detached: "no gradient to the student",
+        returns_float: "should be a torch.Tensor",
+    }
 }
-
-
-@pytest.mark.filterwarnings("ignore:reduction")
-@pytest.mark.parametrize("bug", list(BUGS), ids=lambda f: f.__name__)
-def test_each_bug_is_rejected_with_its_message(ex, bug):
-    result = ex.grade(bug)
-    assert result.status == "incorrect", result
-    assert re.search(BUGS[bug], result.message), result.message
-
-
-def test_stub_is_not_attempted(ex):
-    assert ex.grade(stub).status == "not_attempted"
-
-
-def test_reference_solution_is_correct(ex):
-    namespace = {}
-    exec(ex.solution_source("mine"), namespace)
-    assert ex.grade(namespace["mine"]).status == "correct"
 
 
 def test_kl_div_with_log_target_is_also_correct(ex):

@@ -1,7 +1,7 @@
-"""Bug zoo for 12.resample_position_embedding: each typical mistake is rejected with its own message."""
+"""Bug zoo for 12.resample_position_embedding (run by test_zoos.py); a written-out resampling and timm's
+agree with the reference."""
 
 import math
-import re
 
 import pytest
 import torch
@@ -70,43 +70,23 @@ def returns_list(pos_embed, new_grid, num_prefix_tokens=1):
     return _resample(pos_embed, new_grid, num_prefix_tokens).tolist()
 
 
-def stub(pos_embed, new_grid, num_prefix_tokens=1):
-    raise NotImplementedError
-
-
-BUGS = [
-    (_bug("bilinear", mode="bilinear"), "bilinear"),
-    (_bug("no_antialias", antialias=False), "antialias=True"),
-    (_bug("transposed_grid", order=(0, 3, 2, 1)), "grid is transposed"),
-    (_bug("drops_prefix", keep_prefix=False), "prefix \\(class\\) token's embedding was dropped"),
-    (_bug("reshape_without_permute", scramble=True), "mixes features and positions"),
-    (assumes_one_prefix, "num_prefix_tokens=0 your code raised.*rather than assuming one class token"),
-    (prefix_scaled, "prefix \\(class\\) token's embedding changed"),
-    (in_place, "in place"),
-    (returns_list, "should be a torch.Tensor"),
-]
-
-
-@pytest.mark.parametrize("bug, message", BUGS, ids=[b.__name__ for b, _ in BUGS])
-def test_each_bug_is_rejected_with_its_message(ex, bug, message):
-    result = ex.grade(bug)
-    assert result.status == "incorrect", result
-    assert re.search(message, result.message), result.message
-
-
-def test_stub_is_not_attempted(ex):
-    assert ex.grade(stub).status == "not_attempted"
+ZOO = {
+    "12.resample_position_embedding": {
+        _bug("bilinear", mode="bilinear"): "bilinear",
+        _bug("no_antialias", antialias=False): "antialias=True",
+        _bug("transposed_grid", order=(0, 3, 2, 1)): "grid is transposed",
+        _bug("drops_prefix", keep_prefix=False): "prefix \\(class\\) token's embedding was dropped",
+        _bug("reshape_without_permute", scramble=True): "mixes features and positions",
+        assumes_one_prefix: "num_prefix_tokens=0 your code raised.*rather than assuming one class token",
+        prefix_scaled: "prefix \\(class\\) token's embedding changed",
+        in_place: "in place",
+        returns_list: "should be a torch.Tensor",
+    }
+}
 
 
 def test_written_out_resampling_is_correct(ex):
     assert ex.grade(_resample).status == "correct"
-
-
-def test_reference_solution_is_correct(ex):
-    namespace = {}
-    exec(ex.solution_source("mine"), namespace)
-    result = ex.grade(namespace["mine"])
-    assert result.status == "correct", result
 
 
 def test_reference_equals_timm():

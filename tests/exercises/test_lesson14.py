@@ -1,7 +1,5 @@
-"""14.find_the_bug: the grader names why each wrong answer does not fit, and the mystery model
-really has the bug the reference solution names."""
-
-import re
+"""14.find_the_bug: the grader names why each wrong answer does not fit (the zoo, run by test_zoos.py),
+and the mystery model really has the bug the reference solution names."""
 
 import pytest
 import torch
@@ -27,11 +25,15 @@ WRONG = {
 }
 
 
-@pytest.mark.parametrize("name", list(WRONG))
-def test_each_wrong_bug_is_rejected_with_its_reason(ex, name):
-    result = ex.grade(lambda: name)
-    assert result.status == "incorrect", result
-    assert re.search(WRONG[name], result.message), result.message
+def _answer(name):
+    def answer():
+        return name
+
+    answer.__name__ = name
+    return answer
+
+
+ZOO = {"14.find_the_bug": {_answer(name): reason for name, reason in WRONG.items()}}
 
 
 def test_every_other_zoo_bug_has_a_reason(ex):
@@ -53,20 +55,8 @@ def test_spellings_of_the_right_answer(ex, answer):
     assert ex.grade(lambda: answer).status == "correct"
 
 
-def stub():
-    raise NotImplementedError
-
-
-def test_stub_is_not_attempted(ex):
-    assert ex.grade(stub).status == "not_attempted"
-    assert ex.grade(None).status == "not_attempted"
+def test_an_answer_of_none_is_not_attempted(ex):
     assert ex.grade(lambda: None).status == "not_attempted"
-
-
-def test_reference_solution_is_correct(ex):
-    namespace = {}
-    exec(ex.solution_source("mine"), namespace)
-    assert ex.grade(namespace["mine"]).status == "correct"
 
 
 def test_the_mystery_model_has_the_bug_the_solution_names(ex):

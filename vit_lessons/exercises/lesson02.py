@@ -93,72 +93,97 @@ def _randomize(module: nn.Module, generator: torch.Generator) -> None:
             parameter.copy_(torch.randn(parameter.shape, generator=generator))
 
 
-def grade_patch_embedding(candidate) -> None:
+def _check_is_module_class(candidate) -> None:
     if isinstance(candidate, nn.Module):
         raise Incorrect("pass the class itself (e.g. ex.check(MyPatchEmbedding)), not an instance of it.")
     if not isinstance(candidate, type) or not issubclass(candidate, nn.Module):
         raise Incorrect("pass a class that subclasses nn.Module.")
+
+
+def _instantiate(candidate, img_size, patch_size: int, in_chans: int, embed_dim: int, context: str) -> nn.Module:
+    try:
+        return candidate(img_size, patch_size, in_chans, embed_dim)
+    except NotImplementedError:  # the untouched stub: the exercise is not attempted yet, not wrong
+        raise
+    except Exception as error:
+        raise Incorrect(f"creating your class with {context} raised {type(error).__name__}: {error}") from None
+
+
+def _forward(module: nn.Module, images: torch.Tensor, context: str):
+    before = images.clone()
+    try:
+        tokens = module(images)
+    except Exception as error:
+        raise Incorrect(f"with {context}, forward raised {type(error).__name__}: {error}") from None
+    if not torch.equal(images, before):
+        raise Incorrect("forward changed its input images in place.")
+    return tokens
+
+
+def _check_token_shape(shape: tuple, B: int, N: int, D: int, grid: tuple[int, int], context: str) -> None:
+    """Name the usual layout mistakes (transpose missing, grid not flattened) before the generic message."""
+    if shape == (B, D, N):
+        raise Incorrect(
+            f"with {context}, the output has shape {shape} = (B, D, N): the transpose is missing. "
+            "proj gives (B, D, H/P, W/P); .flatten(2) makes (B, D, N); .transpose(1, 2) makes (B, N, D)."
+        )
+    if shape == (B, D, *grid):
+        raise Incorrect(
+            f"with {context}, the output has shape {shape} = (B, D, H/P, W/P): flatten the grid into a "
+            "sequence, .flatten(2).transpose(1, 2)."
+        )
+    if shape != (B, N, D):
+        raise Incorrect(f"with {context}, the output has shape {shape}, expected (B, N, D) = {(B, N, D)}.")
+
+
+def _check_token_values(
+    module: nn.Module, images: torch.Tensor, tokens: torch.Tensor, expected: torch.Tensor, context: str
+) -> None:
+    """Right shape: compare the values, and recognise the two wrong token orders from the conv output."""
+    tokens = tokens.detach().float()
+    if torch.allclose(tokens, expected, atol=1e-4, rtol=1e-4):
+        return
+    conv = module.proj(images).detach()  # (B, D, gh, gw)
+    if torch.allclose(tokens, conv.transpose(2, 3).flatten(2).transpose(1, 2), atol=1e-4, rtol=1e-4):
+        raise Incorrect(
+            f"with {context}, the tokens are in column-major order (down the grid's columns); patchify "
+            "takes them row by row: flatten (B, D, H/P, W/P) with .flatten(2), then .transpose(1, 2)."
+        )
+    if torch.allclose(tokens, conv.reshape(expected.shape), atol=1e-4, rtol=1e-4):  # (B, N, D), channels mixed
+        raise Incorrect(
+            f"with {context}, you reshaped (B, D, H/P, W/P) straight to (B, N, D), which mixes channels "
+            "and positions; use .flatten(2).transpose(1, 2)."
+        )
+    error = (tokens - expected).abs().max().item()
+    raise Incorrect(f"with {context}, the tokens have the right shape but wrong values (max abs error {error:.3g}).")
+
+
+def _grade_patch_case(candidate, img_size, P: int, C: int, D: int, B: int, generator: torch.Generator) -> None:
+    """One configuration: build the candidate, give it the reference's weights, compare the tokens."""
+    height, width = (img_size, img_size) if isinstance(img_size, int) else img_size
+    context = f"img_size={img_size}, patch_size={P}, in_chans={C}, embed_dim={D}"
+    if not isinstance(img_size, int):
+        context += " (a non-square image, img_size=(height, width))"
+    module = _instantiate(candidate, img_size, P, C, D, context)
+    _check_proj(module, P, C, D)
+    reference = ReferencePatchEmbedding(img_size, P, C, D)
+    _randomize(reference, generator)
+    copy_weights(reference, module, "your module")
+    images = torch.randn(B, C, height, width, generator=generator)  # (B, C, H, W)
+    tokens = _forward(module, images, context)
+    expected = reference(images).detach()  # (B, N, D)
+    tokens = expect_tensor(tokens, f"with {context}, the output")
+    _check_token_shape(tuple(tokens.shape), B, expected.shape[1], D, (height // P, width // P), context)
+    _check_token_values(module, images, tokens, expected, context)
+
+
+def grade_patch_embedding(candidate) -> None:
+    _check_is_module_class(candidate)
     generator = torch.Generator().manual_seed(2)
     # (img_size, patch_size, in_chans, embed_dim, batch): N ≠ D in each, so a missing transpose shows.
     cases = [(8, 2, 1, 12, 3), (32, 4, 3, 24, 2), ((12, 20), 4, 3, 8, 2), (16, 8, 2, 5, 1)]
     for img_size, P, C, D, B in cases:
-        height, width = (img_size, img_size) if isinstance(img_size, int) else img_size
-        context = f"img_size={img_size}, patch_size={P}, in_chans={C}, embed_dim={D}"
-        if not isinstance(img_size, int):
-            context += " (a non-square image, img_size=(height, width))"
-        try:
-            module = candidate(img_size, P, C, D)
-        except NotImplementedError:
-            raise
-        except Exception as error:
-            raise Incorrect(f"creating your class with {context} raised {type(error).__name__}: {error}") from None
-        _check_proj(module, P, C, D)
-        reference = ReferencePatchEmbedding(img_size, P, C, D)
-        _randomize(reference, generator)
-        copy_weights(reference, module, "your module")
-        images = torch.randn(B, C, height, width, generator=generator)  # (B, C, H, W)
-        before = images.clone()
-        try:
-            tokens = module(images)
-        except Exception as error:
-            raise Incorrect(f"with {context}, forward raised {type(error).__name__}: {error}") from None
-        if not torch.equal(images, before):
-            raise Incorrect("forward changed its input images in place.")
-        expected = reference(images).detach()  # (B, N, D)
-        N = expected.shape[1]
-        gh, gw = height // P, width // P
-        tokens = expect_tensor(tokens, f"with {context}, the output")
-        shape = tuple(tokens.shape)
-        if shape == (B, D, N):
-            raise Incorrect(
-                f"with {context}, the output has shape {shape} = (B, D, N): the transpose is missing. "
-                "proj gives (B, D, H/P, W/P); .flatten(2) makes (B, D, N); .transpose(1, 2) makes (B, N, D)."
-            )
-        if shape == (B, D, gh, gw):
-            raise Incorrect(
-                f"with {context}, the output has shape {shape} = (B, D, H/P, W/P): flatten the grid into a "
-                "sequence, .flatten(2).transpose(1, 2)."
-            )
-        if shape != (B, N, D):
-            raise Incorrect(f"with {context}, the output has shape {shape}, expected (B, N, D) = {(B, N, D)}.")
-        tokens = tokens.detach().float()
-        if torch.allclose(tokens, expected, atol=1e-4, rtol=1e-4):
-            continue
-        conv = module.proj(images).detach()  # (B, D, gh, gw)
-        if torch.allclose(tokens, conv.transpose(2, 3).flatten(2).transpose(1, 2), atol=1e-4, rtol=1e-4):
-            raise Incorrect(
-                f"with {context}, the tokens are in column-major order (down the grid's columns); patchify "
-                "takes them row by row: flatten (B, D, H/P, W/P) with .flatten(2), then .transpose(1, 2)."
-            )
-        if torch.allclose(tokens, conv.reshape(B, N, D), atol=1e-4, rtol=1e-4):
-            raise Incorrect(
-                f"with {context}, you reshaped (B, D, H/P, W/P) straight to (B, N, D), which mixes channels "
-                "and positions; use .flatten(2).transpose(1, 2)."
-            )
-        error = (tokens - expected).abs().max().item()
-        raise Incorrect(
-            f"with {context}, the tokens have the right shape but wrong values (max abs error {error:.3g})."
-        )
+        _grade_patch_case(candidate, img_size, P, C, D, B, generator)
 
 
 # -- 02.class_token ------------------------------------------------------------------------------

@@ -59,14 +59,8 @@ def _diagnose_weights(weights, q, k, mask, v=None) -> str:
     return ""
 
 
-def grade_attention(candidate) -> None:
-    generator = torch.Generator().manual_seed(4)
-
-    def randn(*shape):
-        return torch.randn(*shape, generator=generator)
-
-    # Different query and key counts, and a value size that differs from d, so transposes show.
-    q, k, v = randn(2, 3, 5, 8), randn(2, 3, 7, 8), randn(2, 3, 7, 6)
+def _check_batched(candidate, q, k, v) -> None:
+    """(B, h, N, d) inputs: the weights' shape and values first, so a wrong formula gets a named mistake."""
     out, weights = _call(candidate, q, k, v)
     expected_out, expected_weights = scaled_dot_product_attention(q, k, v)
     weights = expect_tensor(weights, "weights")
@@ -79,28 +73,29 @@ def grade_attention(candidate) -> None:
         raise Incorrect(f"weights have the right shape but wrong values: {hint}.")
     expect_close(out, expected_out, "out", hint="It should be weights @ v, of shape (..., Nq, dv).")
 
-    # Inputs without batch or head dimensions: (N, d).
-    q2, k2, v2 = randn(4, 16), randn(6, 16), randn(6, 3)
-    out2, weights2 = _call(candidate, q2, k2, v2)
-    ref_out2, ref_weights2 = scaled_dot_product_attention(q2, k2, v2)
+
+def _check_unbatched(candidate, q, k, v) -> None:
+    """Inputs without batch or head dimensions, (N, d): catches .T and fixed dimension numbers."""
+    out, weights = _call(candidate, q, k, v)
+    ref_out, ref_weights = scaled_dot_product_attention(q, k, v)
     expect_close(
-        weights2,
-        ref_weights2,
+        weights,
+        ref_weights,
         "weights for 2-D inputs (N, d)",
         hint="Use transpose(-2, -1) rather than .T or fixed dimension numbers.",
     )
-    expect_close(out2, ref_out2, "out for 2-D inputs (N, d)")
+    expect_close(out, ref_out, "out for 2-D inputs (N, d)")
 
-    # A boolean mask, True = may attend, broadcast over batch and heads.
-    mask = torch.rand(5, 7, generator=generator) > 0.5
-    mask[:, 0] = True
+
+def _check_mask(candidate, q, k, v, mask) -> None:
+    """A boolean (Nq, Nk) mask, True = may attend, broadcast over batch and heads."""
     out_m, weights_m = _call(candidate, q, k, v, mask)
     ref_out_m, ref_weights_m = scaled_dot_product_attention(q, k, v, mask)
     weights_m = expect_tensor(weights_m, "masked weights", (2, 3, 5, 7)).detach()
-    if torch.allclose(weights_m, expected_weights, atol=1e-5):
+    if torch.allclose(weights_m, scaled_dot_product_attention(q, k, v)[1], atol=1e-5):
         raise Incorrect("the mask is ignored: set the scores of masked-out keys to -inf before the softmax.")
     inverted = ~mask
-    inverted[:, 0] = True
+    inverted[:, 0] = True  # every query keeps one key, as in the mask itself
     if torch.allclose(weights_m, scaled_dot_product_attention(q, k, v, inverted)[1], atol=1e-5) or (
         weights_m[..., mask].abs().max() < 1e-6
     ):
@@ -110,13 +105,15 @@ def grade_attention(candidate) -> None:
             "masked-out keys still get weight: fill their scores with -inf (not a large negative "
             "number times the mask, and not after the softmax)."
         )
-    if not torch.allclose(weights_m.sum(-1), torch.ones(2, 3, 5), atol=1e-5):
+    if not torch.allclose(weights_m.sum(-1), torch.ones(2, 3, 5), atol=1e-5):  # (B, h, Nq)
         raise Incorrect("with a mask, each row of weights must still sum to 1: mask the scores before the softmax.")
     expect_close(weights_m, ref_weights_m, "masked weights")
     expect_close(out_m, ref_out_m, "masked out")
 
-    # A key-padding mask (B, 1, 1, Nk): a different number of real tokens per sample, broadcast over
-    # heads and queries, as when images of different sizes share a batch.
+
+def _check_padding_mask(candidate, q, k, v) -> None:
+    """A key-padding mask (B, 1, 1, Nk): a different number of real tokens per sample, broadcast over
+    heads and queries, as when images of different sizes share a batch."""
     padding = torch.arange(7) < torch.tensor([7, 4]).reshape(2, 1, 1, 1)  # (2, 1, 1, 7)
     try:
         out_p, weights_p = _call(candidate, q, k, v, padding)
@@ -136,11 +133,30 @@ def grade_attention(candidate) -> None:
     )
     expect_close(out_p, ref_out_p, "out with a per-sample padding mask")
 
-    # Large scores must not overflow (a hand-written exp/sum does).
-    big_q = randn(1, 4, 8) * 40
-    out_big, _ = _call(candidate, big_q, big_q, randn(1, 4, 8))
+
+def _check_large_scores(candidate, big_q, v) -> None:
+    """Large scores must not overflow (a hand-written exp/sum does)."""
+    out_big, _ = _call(candidate, big_q, big_q, v)
     if not torch.isfinite(expect_tensor(out_big, "out for large scores")).all():
         raise Incorrect("large scores give inf/NaN: use tensor.softmax(dim=-1), which subtracts the maximum first.")
+
+
+def grade_attention(candidate) -> None:
+    generator = torch.Generator().manual_seed(4)
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=generator)
+
+    # One generator for all checks: the order of the draws below fixes what each check sees.
+    # Different query and key counts, and a value size that differs from d, so transposes show.
+    q, k, v = randn(2, 3, 5, 8), randn(2, 3, 7, 8), randn(2, 3, 7, 6)
+    _check_batched(candidate, q, k, v)
+    _check_unbatched(candidate, randn(4, 16), randn(6, 16), randn(6, 3))
+    mask = torch.rand(5, 7, generator=generator) > 0.5
+    mask[:, 0] = True  # every query may attend to at least one key
+    _check_mask(candidate, q, k, v, mask)
+    _check_padding_mask(candidate, q, k, v)
+    _check_large_scores(candidate, randn(1, 4, 8) * 40, randn(1, 4, 8))
 
 
 def padding_mask(lengths, num_tokens):
