@@ -280,3 +280,34 @@ def test_distill_flag_needs_a_teacher_and_matching_classes(tmp_path, capsys):
     wrong = deit.resnet18_cifar(num_classes=5)
     with pytest.raises(ValueError, match="teacher predicts 5 classes but the student 10"):
         train(_tiny(epochs=1), out=tmp_path / "x", progress=False, log=None, teacher=wrong, distill="hard")
+
+
+def test_rng_state_from_more_gpus_than_visible_restores_those_that_exist(monkeypatch):
+    # Saved under torchrun on 4 GPUs, resumed on a machine with one: torch.cuda.set_rng_state_all
+    # raises IndexError there (it indexes a device per saved state). Faked here: no GPU is needed.
+    from vit_lessons.train.checkpoint import rng_state, set_rng_state
+
+    restored = {}
+
+    def set_all(states):
+        for device, state in enumerate(states):
+            if device >= torch.cuda.device_count():
+                raise IndexError("list index out of range")
+            restored[device] = state
+
+    saved = [torch.full((8,), device, dtype=torch.uint8) for device in range(4)]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: saved)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", set_all)
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device=0: set_all([None] * device + [state]))
+    set_rng_state(rng_state())
+    assert list(restored) == [0] and torch.equal(restored[0], saved[0])
+
+
+def test_running_sums_avoid_float64_on_apple_gpus():
+    from vit_lessons.train.run import accumulator_dtype
+
+    assert accumulator_dtype(torch.device("mps")) == torch.float32  # MPS has no float64
+    assert accumulator_dtype(torch.device("cpu")) == torch.float64  # unchanged where it exists
+    assert accumulator_dtype(torch.device("cuda")) == torch.float64

@@ -1,5 +1,7 @@
 """Benchmark: our ViT against timm's ``VisionTransformer`` built with the same configuration.
 
+Taught in lesson 08 (``notebooks/08_training_cifar10.ipynb``).
+
     python -m vit_lessons.bench --config digits --json runs/bench.json
     python -m vit_lessons.bench --config cifar10 --epochs 60 --target 0.9     # on a GPU
 

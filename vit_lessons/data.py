@@ -1,5 +1,7 @@
 """Datasets and loaders for training: CIFAR-10, the 8×8 digits, and any ImageFolder tree.
 
+Taught in lesson 08 (``notebooks/08_training_cifar10.ipynb``).
+
 Small datasets are held as uint8 arrays, (N, C, H, W), and trained from a :class:`DeviceLoader`
 that keeps the whole set on the device: per-sample random crop (with zero padding) and horizontal
 flip, then normalisation, all done on the device in one gather. CIFAR-10's 50,000 images are

@@ -1,5 +1,7 @@
 """DeiT: data-efficient image Transformers and distillation through attention (Touvron et al. 2021).
 
+Taught in lesson 10 (``notebooks/10_deit_distillation.ipynb``).
+
 A ViT trained on ImageNet-1k alone lags a CNN of its size; DeiT closes the gap with strong
 augmentation and a teacher. The teacher (a CNN) speaks through a second prefix token, the
 *distillation token*, which runs through the encoder next to the class token and has its own head:

@@ -1,5 +1,7 @@
 """What a Vision Transformer attends to: attention maps, attention rollout, gradient rollout.
 
+Taught in lesson 09 (``notebooks/09_attention_maps.ipynb``).
+
 - Raw maps: the weights softmax(Q Kᵀ / sqrt(d)) of every block (Vaswani et al. 2017, Eq. 1), one
   (B, h, N, N) tensor per layer. A model on the fast path (``F.scaled_dot_product_attention``)
   never forms them, so :func:`capture_attention` switches each attention module to the explicit

@@ -1,5 +1,7 @@
 """Settings read from the environment, in one place.
 
+Taught in lesson 00 (``notebooks/00_setup_and_tour.ipynb``).
+
 - ``VIT_LESSONS_QUICK=1``: quick mode (CI, smoke runs). Lessons shrink data and epochs but print the
   same shapes.
 - ``VIT_LESSONS_DATA``: a data root holding CIFAR-10 (torchvision format, an ImageFolder tree or a

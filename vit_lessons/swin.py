@@ -1,5 +1,7 @@
 """The Swin Transformer (Liu et al. 2021, "Hierarchical Vision Transformer using Shifted Windows").
 
+Taught in lesson 11 (``notebooks/11_swin_transformer.ipynb``).
+
 ViT attends globally: every token to every other, a cost quadratic in the number of tokens. Swin
 attends inside non-overlapping M×M windows (W-MSA), linear in the image area, and alternates with
 windows shifted by M/2 (SW-MSA) so information crosses window borders. Patch merging halves the

@@ -1,5 +1,7 @@
 """An interactive attention explorer for JupyterLab, Colab and Binder (core ipywidgets only).
 
+Taught in lesson 09 (``notebooks/09_attention_maps.ipynb``).
+
     explorer = AttentionExplorer(model, {"cat": cat_image, "ship": ship_image}, class_names=classes)
     explorer.widget          # display it (last expression of a cell)
     explorer.static_figure() # the same views as a plain matplotlib figure, for readers without a kernel

@@ -165,11 +165,16 @@ class _EpochFit:
     seconds: float
 
 
+def accumulator_dtype(device: torch.device) -> torch.dtype:
+    """fp64 for the epoch's running loss sum, except on Apple GPUs, which have no fp64 (MPS raises)."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
 def _fit_epoch(trainer: Trainer, loader: DeviceLoader, epoch: int, clock, bars) -> _EpochFit:
     """Train one epoch (or until the clock runs out); sums stay on the device, no sync per step."""
     device = trainer.device
     epoch_start = time.perf_counter()
-    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    loss_sum = torch.zeros((), dtype=accumulator_dtype(device), device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     seen, steps, progress_at_epoch = 0, 0, trainer.time_progress
     loader.set_epoch(epoch)  # the order and augmentation depend only on (seed, epoch)
@@ -179,7 +184,7 @@ def _fit_epoch(trainer: Trainer, loader: DeviceLoader, epoch: int, clock, bars) 
         loss, logits = trainer.step(images, labels)
         steps += 1
         if loss is not None:
-            loss_sum += loss.double() * len(labels)
+            loss_sum += loss.to(loss_sum.dtype) * len(labels)
             correct += (logits.argmax(1) == labels).sum()  # (B,) -> ()
             seen += len(labels)
         if (steps - 1) % 10 == 0 and seen:
