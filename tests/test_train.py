@@ -311,3 +311,58 @@ def test_running_sums_avoid_float64_on_apple_gpus():
     assert accumulator_dtype(torch.device("mps")) == torch.float32  # MPS has no float64
     assert accumulator_dtype(torch.device("cpu")) == torch.float64  # unchanged where it exists
     assert accumulator_dtype(torch.device("cuda")) == torch.float64
+
+
+def _torchrun_probe(out, stop_after, mode):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    command += [str(ROOT / "tests" / "helpers" / "torchrun_drop_path_probe.py"), str(out), str(stop_after), mode]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180, cwd=out.parent)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return [json.loads((out / f"masks_rank{rank}_{mode}.json").read_text()) for rank in (0, 1)]
+
+
+def test_torchrun_ranks_draw_their_own_drop_path_masks_and_resume_them_exactly(tmp_path):
+    # All processes seeded alike would drop the same samples' branches on every rank: stochastic depth
+    # weaker than on one device. And after a resume each rank must continue its own random stream.
+    straight = _torchrun_probe(tmp_path / "straight", 2, "first")
+    assert straight[0] != straight[1], "ranks drew identical drop-path masks"
+    assert all(len(masks) > 0 for masks in straight)
+    first = _torchrun_probe(tmp_path / "interrupted", 1, "first")
+    resumed = _torchrun_probe(tmp_path / "interrupted", 2, "resumed")
+    for rank in (0, 1):
+        assert first[rank] + resumed[rank] == straight[rank], f"rank {rank} did not resume its own stream"
+
+
+def test_checkpoints_hold_cpu_tensors_only():
+    # A GPU run's last.pt must open on a CPU: every tensor, however deeply nested, is copied over.
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from vit_lessons.train.checkpoint import on_cpu
+
+    with FakeTensorMode(allow_non_fake_inputs=True):  # CUDA tensors (shapes only) without a GPU
+        state = {"model": {"w": torch.ones(2, device="cuda")}, "rng": [torch.ones(1, device="cuda"), 3], "e": 1}
+        moved = on_cpu(state)
+    assert moved["model"]["w"].device.type == "cpu" and moved["rng"][0].device.type == "cpu"
+    assert moved["rng"][1] == 3 and moved["e"] == 1 and isinstance(moved["rng"], list)
+
+
+def test_ema_decay_warms_up_so_a_short_run_is_not_judged_on_its_random_start():
+    from torch.optim.swa_utils import AveragedModel
+
+    from vit_lessons.train.trainer import ema_with_warmup
+
+    model = nn.Linear(4, 4, bias=False)
+    start = model.weight.detach().clone()
+    ema = AveragedModel(model, multi_avg_fn=ema_with_warmup(0.999), use_buffers=True)
+    for _ in range(200):  # the weights walk away from their start, one unit per step
+        with torch.no_grad():
+            model.weight.add_(1.0)
+        ema.update_parameters(model)
+    distance_from_start = (ema.module.weight - start).mean().item()
+    assert distance_from_start > 150, distance_from_start  # a fixed 0.999 would have moved ~19 units
+    # and it never averages faster than the configured decay allows, once warmed up
+    late = ema_with_warmup(0.9)
+    average, current = [torch.zeros(1)], [torch.ones(1)]
+    late(average, current, torch.tensor(10_000))
+    assert average[0].item() == pytest.approx(0.1)

@@ -181,8 +181,9 @@ def test_when_the_clock_runs_out_during_an_evaluation_the_last_epoch_gets_the_fi
     # The first (monitor) evaluation takes longer than the time left: the next epoch cannot start, and
     # the epoch already trained is evaluated on the whole test split instead of logging an empty epoch.
     config = get_config("digits", time_budget=6.0, epochs=1000, batch_size=64)
-    # (the run times one evaluation batch before training: that one is fast, the later ones are not)
-    slow = lambda config: _SlowEvaluation(create_model(config.model, **config.model_kwargs), 1.0, 1)  # noqa: E731
+    # (the run times one evaluation batch before training, after an untimed one: those two are fast, the
+    # later ones are not)
+    slow = lambda config: _SlowEvaluation(create_model(config.model, **config.model_kwargs), 1.0, 2)  # noqa: E731
     summary = train(config, out=tmp_path, device="cpu", progress=False, log=None, model_factory=slow)
     history = summary["history"]
     assert len(history) == 1 and history[0]["final"] and history[0]["test_images"] == 450
@@ -224,3 +225,33 @@ def test_a_slow_evaluation_is_reserved_for_before_the_first_epoch_ends(tmp_path)
     history = summary["history"]
     assert len(history) == 1 and history[0]["final"] and 0 < history[0]["train_images"] < 1347
     assert elapsed < 8.0 + 1.5, f"8 s budget, took {elapsed:.1f} s"
+
+
+class _TwoRanks:
+    """Distributed as seen by rank 0 of two: both clocks agree, but the peer's prediction of where the
+    next epoch would end is ``peer`` (every max-reduction after the first, the clock's)."""
+
+    enabled, world_size, rank = True, 2, 0
+
+    def __init__(self, peer):
+        self.peer, self.calls = peer, 0
+
+    def all_reduce(self, values, device, op="sum"):
+        assert op == "max"
+        self.calls += 1
+        return values if self.calls == 1 else [max(value, self.peer) for value in values]
+
+
+def test_every_rank_takes_the_same_last_epoch_decision():
+    # Near the deadline rank 0 predicts that one more epoch fits and its peer that it does not (each
+    # estimates the final evaluation from its own timings): both must stop, or their collectives
+    # stop pairing up and the run hangs.
+    from types import SimpleNamespace
+
+    from vit_lessons.train.clock import TimeBudget
+
+    trainer = SimpleNamespace(time_progress=0.0, device=torch.device("cpu"))
+    for peer, finished in ((0.0, False), (1.5, True)):
+        clock = TimeBudget(600.0, time.perf_counter(), 0.0, 0.0, 100, dist_info=_TwoRanks(peer))
+        clock.end_epoch(trainer, progress_at_epoch=0.0, steps=10)
+        assert clock.finished is finished

@@ -135,6 +135,7 @@ class _MergeState:
     size: torch.Tensor | None = None  # (B, N, 1) patches per token
     source: torch.Tensor | None = None  # (B, N, N_in) which input tokens each token holds
     token_counts: list[int] = field(default_factory=list)
+    device: torch.device = torch.device("cpu")  # of the last forward pass's tokens
 
     def reset(self) -> None:
         self.size, self.source, self.token_counts = None, None, []
@@ -167,6 +168,7 @@ def _merging_block_forward(block: nn.Module, state: _MergeState, index: int, tok
         B, N, _ = tokens.shape
         state.source = torch.eye(N, device=tokens.device).expand(B, N, N)  # (B, N, N_in)
     state.token_counts.append(tokens.shape[1])
+    state.device = tokens.device
     attended, keys = _attention_with_size(block.attn, block.norm1(tokens), state.size)
     tokens = tokens + block.drop_path1(attended)  # (B, N, D)
 
@@ -218,7 +220,7 @@ class TokenMergingHandle:
     def size(self) -> torch.Tensor | None:
         state = self._state
         if state.size is None and state.token_counts:  # nothing merged: every token is one patch
-            return torch.ones(1, state.token_counts[-1], 1)
+            return torch.ones(1, state.token_counts[-1], 1, device=state.device)  # (1, N, 1)
         return state.size
 
     @property
@@ -338,10 +340,10 @@ def merged_image(image: torch.Tensor, labels: torch.Tensor, patch_size: int) -> 
     pixel_labels = labels.repeat_interleave(patch_size, 0).repeat_interleave(patch_size, 1)  # (H, W)
     if pixel_labels.shape != image.shape[1:]:
         raise ValueError(f"labels cover {tuple(pixel_labels.shape)} pixels, the image is {tuple(image.shape[1:])}")
-    flat_labels = pixel_labels.flatten()  # (H·W,)
-    count = int(flat_labels.max()) + 1
+    flat_labels = pixel_labels.flatten().to(image.device)  # (H·W,)
+    count = labels.numel()  # labels number regions from 0, so there are at most this many (no GPU sync)
     pixels = image.flatten(1).float()  # (C, H·W)
-    sums = torch.zeros(image.shape[0], count).index_add_(1, flat_labels, pixels)  # (C, regions)
-    counts = torch.zeros(count).index_add_(0, flat_labels, torch.ones_like(flat_labels, dtype=torch.float))
+    sums = pixels.new_zeros(image.shape[0], count).index_add_(1, flat_labels, pixels)  # (C, regions)
+    counts = pixels.new_zeros(count).index_add_(0, flat_labels, torch.ones_like(flat_labels, dtype=torch.float))
     means = sums / counts.clamp_min(1)  # (C, regions)
     return means[:, flat_labels].reshape(image.shape)

@@ -45,6 +45,9 @@ def _as_display_image(name: str, image) -> torch.Tensor:
         image = torch.from_numpy(np.ascontiguousarray(image))
     if not isinstance(image, torch.Tensor):
         raise TypeError(f"image {name!r} must be a torch.Tensor or numpy array, got {type(image).__name__}")
+    # What is shown lives on the CPU: matplotlib needs Tensor.numpy(), which raises for CUDA tensors, and
+    # normalising with a CPU mean would fail on a GPU image. model_input() moves it to the model.
+    image = image.detach().cpu()
     if image.ndim == 2:
         image = image[None]
     if image.ndim != 3:
@@ -103,8 +106,8 @@ class AttentionExplorer:
                     f"image {name!r} is {image.shape[-2]}x{image.shape[-1]} but the model takes "
                     f"{expected[0]}x{expected[1]}; resize it first"
                 )
-        self.mean = None if mean is None else torch.as_tensor(mean, dtype=torch.float32).view(-1, 1, 1)
-        self.std = None if std is None else torch.as_tensor(std, dtype=torch.float32).view(-1, 1, 1)
+        self.mean = None if mean is None else torch.as_tensor(mean, dtype=torch.float32).cpu().view(-1, 1, 1)
+        self.std = None if std is None else torch.as_tensor(std, dtype=torch.float32).cpu().view(-1, 1, 1)
         self.figsize, self.dpi = figsize, dpi
         self._forward_cache: dict[str, tuple[list[torch.Tensor], torch.Tensor]] = {}
         self._grad_cache: dict[tuple[str, int], list[torch.Tensor]] = {}

@@ -338,10 +338,12 @@ amp = "bf16" if device.type != "cuda" else resolve_precision("auto", device).nam
 for precision in ("fp32", amp):
     seed_everything(0)
     model = build_model(config).to(device)
-    if device.type == "cuda":
+    if device.type == "cuda":  # count what this training run adds, not what earlier sections left allocated
         torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
     rate = training_throughput(model, batch_images, batch_labels, steps=1 if QUICK else 3, precision=precision)
-    memory = f"{torch.cuda.max_memory_allocated(device) / 2**20:,.0f} MiB" if device.type == "cuda" else "n/a on CPU"
+    memory = (f"{(torch.cuda.max_memory_allocated(device) - before) / 2**20:,.0f} MiB" if device.type == "cuda"
+              else "n/a on CPU")
     print(f"{precision}: {rate:,.0f} training images/s, peak memory {memory}")
 
 # %% [markdown]

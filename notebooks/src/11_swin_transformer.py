@@ -406,10 +406,11 @@ def attention_cost(image_size, dim=96, heads=3, M=7, patch=4):
         result[f"{kind} s"] = time_it(lambda: scaled_dot_product_attention(qq, kk, vv))
         weights_shape = (qq.shape[0], heads, qq.shape[2], kk.shape[2])
         result[f"{kind} MB"] = float(np.prod(weights_shape)) * 4 / 1e6
-        if device.type == "cuda":
+        if device.type == "cuda":  # what attention adds on top of what is already allocated
             torch.cuda.reset_peak_memory_stats()
+            before = torch.cuda.memory_allocated()
             scaled_dot_product_attention(qq, kk, vv)
-            result[f"{kind} MB"] = torch.cuda.max_memory_allocated() / 1e6
+            result[f"{kind} MB"] = (torch.cuda.max_memory_allocated() - before) / 1e6
     return result
 
 

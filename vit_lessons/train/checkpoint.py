@@ -52,7 +52,7 @@ def save_checkpoint(state: dict, path: str | Path) -> None:
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
     try:
-        torch.save(state, temp)
+        torch.save(on_cpu(state), temp)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(temp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
@@ -60,6 +60,21 @@ def save_checkpoint(state: dict, path: str | Path) -> None:
     finally:
         if os.path.exists(temp):
             os.remove(temp)
+
+
+def on_cpu(value):
+    """``value`` with every tensor in it (in dicts, lists, tuples) copied to the CPU.
+
+    A GPU run's checkpoint then opens anywhere: ``torch.load`` without ``map_location`` on a machine
+    without CUDA raises for CUDA tensors.
+    """
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {key: on_cpu(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(on_cpu(item) for item in value)
+    return value
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:

@@ -15,6 +15,7 @@ import time
 
 import torch
 
+from ..timing import time_calls
 from .distributed import Distributed
 
 __all__ = ["TimeBudget", "NoBudget"]
@@ -75,15 +76,18 @@ class TimeBudget(NoBudget):
         return self.dist.all_reduce([progress], device, "max")[0]
 
     @torch.no_grad()
-    def probe(self, model, images: torch.Tensor) -> None:
-        """Time one evaluation batch: a slow model may need much of the budget to evaluate."""
+    def probe(self, model, images: torch.Tensor, autocast) -> None:
+        """Time one evaluation batch: a slow model may need much of the budget to evaluate.
+
+        As the evaluation runs it (under the run's ``autocast``), after one untimed batch that pays for
+        cuBLAS/cuDNN start-up, with the device synchronised (:func:`vit_lessons.timing.time_calls`).
+        """
         if self.finished:
             return
-        start = time.perf_counter()
         model.eval()
-        model(images)
-        per_image = (time.perf_counter() - start) / len(images)
-        self.reserve = RESERVE_MARGIN * per_image * self.final_images + RESERVE_SECONDS
+        with autocast:
+            seconds = time_calls(model, images, repeats=1, warmup=1)[0]
+        self.reserve = RESERVE_MARGIN * seconds / len(images) * self.final_images + RESERVE_SECONDS
 
     def tick(self, trainer) -> bool:
         """Before a step: set the schedule's progress; False (and finished) when the time is up."""
@@ -97,8 +101,11 @@ class TimeBudget(NoBudget):
         if self.finished or steps < 2:
             return
         per_step = (trainer.time_progress - progress_at_epoch) / (steps - 1)
-        per_eval = self.monitor_seconds / self.usable
-        self.finished = self.clock_progress(trainer.device) + per_step + per_eval >= 1.0
+        per_eval = self.monitor_seconds / self.usable  # this process's own estimate: it differs between ranks
+        predicted = self.clock_progress(trainer.device) + per_step + per_eval
+        # Every process must take the same decision, or one evaluates for the last time while another
+        # starts an epoch, and their collectives no longer pair up (a hang): the most pessimistic rules.
+        self.finished = self.dist.all_reduce([predicted], trainer.device, "max")[0] >= 1.0
 
     def is_final(self, epoch: int, epochs: int) -> bool:
         """Judge on the whole test split when the time is up or the epochs are used up."""

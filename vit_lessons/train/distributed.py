@@ -68,6 +68,23 @@ class Distributed:
             dist.all_reduce(flag, op=dist.ReduceOp.MIN)
         return bool(flag.item())
 
+    def gather(self, value) -> list:
+        """``value`` of every process, in rank order (any picklable object); ``[value]`` alone."""
+        if not self.enabled:
+            return [value]
+        values = [None] * self.world_size
+        dist.all_gather_object(values, value)
+        return values
+
+    def seed(self, seed: int) -> None:
+        """A random stream of its own for each process (drop-path masks, dropout) from the run's seed.
+
+        Called after the model is built, so every process starts from the same weights; without it all
+        processes would draw the same masks and stochastic depth would be weaker than on one device.
+        """
+        if self.enabled:
+            torch.manual_seed(seed + self.rank)  # the CPU and every CUDA generator
+
     def barrier(self) -> None:
         if self.enabled:
             dist.barrier()

@@ -132,7 +132,8 @@ class _Progress:
         state = load_checkpoint(path, map_location="cpu")
         check_compatible(state, config, path)
         trainer.load_state_dict(state, path)
-        set_rng_state(state["rng"])
+        ranks = state.get("rng_ranks") or [state["rng"]]  # one per process (torchrun), or one
+        set_rng_state(ranks[trainer.dist.rank] if trainer.dist.rank < len(ranks) else ranks[0])
         trainer.time_progress = state.get("time_progress", 0.0)
         say(f"resumed from {path} after epoch {state['epoch']}")
         return cls(
@@ -280,7 +281,10 @@ def _log_line(row: dict, config: TrainConfig) -> str:
 
 
 def _save(out: Path, trainer: Trainer, config: TrainConfig, progress: _Progress, row: dict, meta: dict) -> None:
-    """``best.pt`` when a final evaluation improved, ``last.pt`` (atomic) and the metrics files."""
+    """``best.pt`` when a final evaluation improved, ``last.pt`` (atomic) and the metrics files (rank 0)."""
+    rng_ranks = trainer.dist.gather(rng_state())  # every process's generators, so each resumes its own
+    if not trainer.dist.is_main:
+        return
     # timed runs: monitor accuracies (a test subset) are not comparable with the final one
     if row["final"] and row["test_accuracy"] > progress.best:
         progress.best = row["test_accuracy"]
@@ -293,7 +297,8 @@ def _save(out: Path, trainer: Trainer, config: TrainConfig, progress: _Progress,
         "config": plain(dataclasses.asdict(config)),
         **trainer.state_dict(),
         "epoch": row["epoch"],
-        "rng": rng_state(),
+        "rng": rng_ranks[0],
+        "rng_ranks": rng_ranks,
         "history": progress.history,
         "best_accuracy": progress.best,
         "wall_seconds": row["wall_seconds"],
@@ -369,6 +374,8 @@ def _summary(config, trainer, progress: _Progress, final: tuple, stopwatch, para
         "time_budget": config.time_budget,
         "tta_flip": config.tta_flip,
         "skipped_steps": trainer.skipped_steps,
+        # which weights the test accuracies come from: the EMA (its decay warms up) or the trained ones
+        "evaluated_weights": "ema" if trainer.ema is not None else "model",
         "seconds_to_accuracy": {
             str(target): next((r["wall_seconds"] for r in history if r["test_accuracy"] >= target), None)
             for target in (0.8, 0.85, 0.9, 0.97)
@@ -441,6 +448,7 @@ def train(
     )
     model = build_model(config) if model_factory is None else configure_model(model_factory(config), config)
     params = count_parameters(model)
+    dist_info.seed(config.seed)
     criterion = _distillation(
         teacher, distill, distill_alpha, distill_temperature, model, train_set, config, device, say
     )
@@ -468,7 +476,7 @@ def train(
         clock = TimeBudget(
             config.time_budget, stopwatch.start, done.wall, trainer.time_progress, final_images, dist_info
         )
-        clock.probe(trainer.eval_model, next(iter(loaders[1]))[0])
+        clock.probe(trainer.eval_model, next(iter(loaders[1]))[0], trainer.autocast())
     bars = _Bars(config, clock, progress and dist_info.is_main, dist_info.world_size, done.wall, stopwatch)
 
     # -- for each epoch: fit, evaluate, log, save
@@ -487,8 +495,7 @@ def train(
             row = _row(trainer, fit, epoch, clock, evaluation, stopwatch.totals(done))
         done.history.append(row)
         say(_log_line(row, config))
-        if dist_info.is_main:
-            _save(out, trainer, config, done, row, meta)
+        _save(out, trainer, config, done, row, meta)
         dist_info.barrier()
     bars.close()
 

@@ -16,9 +16,9 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from .checkpoint import CheckpointError
 from .config import TrainConfig
@@ -73,6 +73,27 @@ def _clock_cosine(trainer: Trainer, warmup_steps: int, min_ratio: float) -> Call
     return factor
 
 
+def ema_with_warmup(decay: float, power: float = 2 / 3) -> Callable:
+    """An EMA update for :class:`~torch.optim.swa_utils.AveragedModel` whose decay warms up.
+
+    After ``t`` updates the decay is ``min(decay, 1 - (1 + t) ** -power)`` (timm's ``ModelEmaV3``
+    warm-up): 0.95 after 100 steps, 0.99 after 1,000. A fixed 0.999 would leave the average of a
+    short run (a few hundred steps) mostly made of its random initial weights.
+    """
+
+    def update(ema_params, params, num_averaged: Tensor) -> None:
+        # num_averaged is a tensor on the model's device: the decay is computed there, without a sync
+        warm = 1 - (1 + num_averaged.float()) ** -power  # fp32: Apple GPUs have no fp64
+        weight = 1 - torch.clamp(warm, max=decay)  # how far to move toward the current weights
+        for ema_param, param in zip(ema_params, params):
+            if ema_param.is_floating_point():
+                ema_param.lerp_(param, weight.to(ema_param.dtype))
+            else:  # integer buffers (BatchNorm's num_batches_tracked), as torch's own EMA treats them
+                ema_param.copy_(ema_param * (1 - weight) + param * weight)
+
+    return update
+
+
 class Trainer:
     """Model, optimizer, schedule, scaler and EMA for one run; :meth:`step` is one training step.
 
@@ -111,7 +132,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=policy.use_scaler)
         self.ema = None
         if config.ema_decay:
-            self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+            self.ema = AveragedModel(self.model, multi_avg_fn=ema_with_warmup(config.ema_decay), use_buffers=True)
         self.forward_model = self.model
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -196,20 +217,20 @@ class Trainer:
         """One step. Returns (loss, logits): loss is None when the step was skipped as non-finite."""
         self.forward_model.train()
         loss, logits = self._loss(images, labels, loss_kwargs)
-        if not self._all_finite(loss.detach()):
-            self._skip("loss")
-            self.scheduler.step()
-            return None, logits
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)  # no-op without a scaler; lets us clip true gradients
         max_norm = self.config.grad_clip if self.config.grad_clip else float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
-        if not self.policy.use_scaler and not self._all_finite(grad_norm):
-            self._skip("gradient")
+        # One host synchronisation per step: the loss and the gradient norm are checked together. (With
+        # fp16 the scaler checks the gradients itself, skipping the step and lowering its scale.)
+        checked = loss.detach().float().reshape(1)
+        if not self.policy.use_scaler:
+            checked = torch.cat([checked, grad_norm.detach().float().reshape(1)])  # (2,)
+        if not self._all_finite(checked):
+            self._skip("loss" if not torch.isfinite(loss).item() else "gradient")
             self.scheduler.step()
             return None, logits
-        # With fp16 the scaler skips steps with inf/NaN gradients itself and lowers its scale.
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
