@@ -334,6 +334,14 @@ def test_torchrun_ranks_draw_their_own_drop_path_masks_and_resume_them_exactly(t
         assert first[rank] + resumed[rank] == straight[rank], f"rank {rank} did not resume its own stream"
 
 
+def test_torchrun_ranks_evaluate_with_the_same_batchnorm_statistics(tmp_path):
+    # Each rank updates BatchNorm's running statistics from its own shard; evaluated as they are, every
+    # rank would judge a different model from the one rank 0 saves.
+    _torchrun_probe(tmp_path / "run", 1, "first")
+    buffers = [json.loads((tmp_path / "run" / f"buffers_rank{rank}_first.json").read_text()) for rank in (0, 1)]
+    assert buffers[0] and buffers[0] == buffers[1]
+
+
 def test_checkpoints_hold_cpu_tensors_only():
     # A GPU run's last.pt must open on a CPU: every tensor, however deeply nested, is copied over.
     from torch._subclasses.fake_tensor import FakeTensorMode

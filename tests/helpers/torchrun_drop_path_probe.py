@@ -1,5 +1,6 @@
-"""Run under ``torchrun`` by tests/test_train.py: train the digits ViT with drop-path and write, per
-rank, which samples each DropPath kept at every training step (a JSON list per rank)."""
+"""Run under ``torchrun`` by tests/test_train.py: train the digits ViT (BatchNorm in its stem) with
+drop-path and write, per rank, which samples each DropPath kept at every training step, and the
+buffers of the weights it evaluated (JSON per rank)."""
 
 import json
 import sys
@@ -7,7 +8,6 @@ from pathlib import Path
 
 from vit_lessons.blocks import DropPath
 from vit_lessons.train import build_model, get_config, train
-from vit_lessons.train.distributed import Distributed
 
 out, stop_after, resume = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "resumed"
 config = get_config("digits", epochs=2, per_class_train=16, per_class_test=4, batch_size=16, seed=3)
@@ -29,7 +29,9 @@ def factory(config):
     return model
 
 
-train(config, out=out, device="cpu", progress=False, log=None, stop_after=stop_after, resume=resume,
-      model_factory=factory)  # fmt: skip
-rank = Distributed.setup(None)[0].rank
-(out / f"masks_rank{rank}_{'resumed' if resume else 'first'}.json").write_text(json.dumps(masks))
+_, trainer = train(config, out=out, device="cpu", progress=False, log=None, stop_after=stop_after, resume=resume,
+                   model_factory=factory, return_trainer=True)  # fmt: skip
+buffers = [buffer.double().sum().item() for buffer in trainer.eval_model.buffers()]
+mode = "resumed" if resume else "first"
+(out / f"masks_rank{trainer.dist.rank}_{mode}.json").write_text(json.dumps(masks))
+(out / f"buffers_rank{trainer.dist.rank}_{mode}.json").write_text(json.dumps(buffers))

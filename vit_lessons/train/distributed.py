@@ -85,6 +85,16 @@ class Distributed:
         if self.enabled:
             torch.manual_seed(seed + self.rank)  # the CPU and every CUDA generator
 
+    def broadcast_buffers(self, module) -> None:
+        """Give every process rank 0's buffers (BatchNorm's running statistics) of ``module``.
+
+        Each process updates them from its own shard of the batch, and an EMA averages its own copy, so
+        without this each rank would evaluate with different statistics than the ones rank 0 saves.
+        """
+        if self.enabled:
+            for buffer in module.buffers():
+                dist.broadcast(buffer, src=0)
+
     def barrier(self) -> None:
         if self.enabled:
             dist.barrier()

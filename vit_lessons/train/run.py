@@ -323,6 +323,7 @@ def _evaluate_epoch(trainer, clock, loaders, epoch: int, final_override=None) ->
     final = clock.is_final(epoch, config.epochs) if final_override is None else final_override
     loader = test_loader if final else monitor_loader
     start = time.perf_counter()
+    trainer.dist.broadcast_buffers(trainer.eval_model)  # every rank evaluates (and rank 0 saves) the same model
     tta = config.tta_flip and final
     test_loss, test_acc = evaluate(trainer.eval_model, loader, trainer.policy, trainer.dist, tta_flip=tta)
     seconds = time.perf_counter() - start
