@@ -111,6 +111,10 @@ def resample_position_embedding(
     dtype = grid.dtype
     grid = grid.float().reshape(1, old_grid[0], old_grid[1], dim).permute(0, 3, 1, 2)  # (1, D, gh, gw)
     antialias = mode in ("bilinear", "bicubic")
-    grid = F.interpolate(grid, size=new_grid, mode=mode, antialias=antialias)  # (1, D, gh', gw')
+    # Apple GPUs (MPS) lack the antialiased bicubic kernel in several PyTorch releases (NotImplementedError):
+    # resample there on the CPU, a one-off on a small tensor.
+    device = grid.device
+    work = grid.cpu() if device.type == "mps" else grid
+    grid = F.interpolate(work, size=new_grid, mode=mode, antialias=antialias).to(device)  # (1, D, gh', gw')
     grid = grid.permute(0, 2, 3, 1).reshape(1, new_grid[0] * new_grid[1], dim).to(dtype)
     return torch.cat([prefix, grid], dim=1)

@@ -53,10 +53,15 @@
 #   *Runtime → Change runtime type → T4 GPU*.
 # - **Binder:** the Binder badge opens JupyterLab with a CPU-only PyTorch, about 2 GB of memory,
 #   no GPU. Every lesson runs there; training lessons pick their CPU settings.
+# - **A Mac with Apple silicon:** `pick_device()` picks its GPU (PyTorch's `mps` device) and the
+#   lessons train there in fp32, without autocast. If your PyTorch lacks an operation on `mps`,
+#   set `VIT_LESSONS_DEVICE=cpu` before starting JupyterLab.
 #
-# Every lesson also has a **quick mode** (`VIT_LESSONS_QUICK=1`) that shrinks data and epochs so the
-# whole course runs in CI in minutes. It prints the same shapes; only the numbers from training
-# differ. You want the normal mode.
+# Every lesson also has a **quick mode** that shrinks data and epochs so the whole course runs in CI
+# in about two minutes on a 2-core CPU. It prints the same shapes; only the numbers from training
+# differ. You want the normal mode; to switch, start JupyterLab with `VIT_LESSONS_QUICK=1` (or run
+# `import os; os.environ["VIT_LESSONS_QUICK"] = "1"` before a lesson's first cell). Each lesson's
+# header states what its normal mode costs.
 
 # %%
 # Colab only: install the course package from GitHub. Elsewhere this cell does nothing.

@@ -126,6 +126,15 @@ class _Progress:
     train_images: int = 0
 
     @classmethod
+    def start(cls, trainer: Trainer, path: Path, resume: bool, say) -> _Progress:
+        """Where this session starts: from ``path`` with ``resume`` when it exists, else from scratch."""
+        if resume and path.exists():
+            return cls.resume(trainer, trainer.config, path, say)
+        if resume:
+            say(f"no checkpoint at {path}: starting from scratch")
+        return cls()
+
+    @classmethod
     def resume(cls, trainer: Trainer, config: TrainConfig, path: Path, say) -> _Progress:
         """Continue from ``path`` (``last.pt``): weights, optimizer, RNG states, history and the clock."""
         # on the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest to the device
@@ -387,6 +396,35 @@ def _summary(config, trainer, progress: _Progress, final: tuple, stopwatch, para
     }
 
 
+def _meta(config: TrainConfig, train_set: ArrayDataset) -> dict:
+    """What a checkpoint needs to be used on its own: the model to build and the data it expects."""
+    return dict(
+        model_name=config.model,
+        model_kwargs=config.model_kwargs,
+        mean=list(train_set.mean),
+        std=list(train_set.std),
+        classes=list(train_set.classes),
+    )
+
+
+def _finish(trainer: Trainer, done: _Progress, test_loader, stopwatch, params, compile, out: Path, say) -> dict:
+    """The summary (written to ``summary.json``): the last final evaluation, or one now if this session
+    trained nothing final."""
+    config = trainer.config
+    if len(done.history) > done.epoch and done.history[-1].get("final", True):
+        final = done.history[-1]["test_loss"], done.history[-1]["test_accuracy"]
+    else:
+        final = evaluate(trainer.eval_model, test_loader, trainer.policy, trainer.dist, config.tta_flip)
+    summary = _summary(config, trainer, done, final, stopwatch, params, compile, out)
+    if trainer.dist.is_main:
+        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    say(
+        f"done: test accuracy {final[1]:.2%} after {len(done.history)} epochs, {summary['wall_seconds']:.0f} s wall, "
+        f"{summary['images_per_second']:,.0f} training images/s; outputs in {out}"
+    )
+    return summary
+
+
 def _banner(config, params, train_set, device, policy, dist_info) -> str:
     length = (
         f"a {config.time_budget:.0f} s time budget (at most {config.epochs} epochs)"
@@ -398,6 +436,34 @@ def _banner(config, params, train_set, device, policy, dist_info) -> str:
         f", device {device} ({hardware_name(device)}), precision {policy.name}"
         + (f", {dist_info.world_size} processes" if dist_info.enabled else "")
     )
+
+
+def _clock(trainer: Trainer, loaders, test_images: int, stopwatch: _Stopwatch, done: _Progress):
+    """The run's clock: a :class:`TimeBudget` whose reserve is probed now, or no budget."""
+    config = trainer.config
+    if config.time_budget is None:
+        return NoBudget()
+    final_images = test_images * (2 if config.tta_flip else 1)
+    clock = TimeBudget(config.time_budget, stopwatch.start, done.wall, trainer.time_progress, final_images)
+    clock.dist = trainer.dist
+    clock.probe(trainer.eval_model, next(iter(loaders[1]))[0], trainer.autocast())
+    return clock
+
+
+def _epoch(trainer, train_loader, loaders, epoch, clock, bars, done: _Progress, stopwatch, say) -> bool:
+    """Fit one epoch, evaluate it and log its row; False when there is nothing more to record."""
+    fit = _fit_epoch(trainer, train_loader, epoch, clock, bars)
+    if clock.timed and not fit.seen:
+        row = _finalise_last_row(trainer, clock, loaders, done, stopwatch)
+        if row is None:
+            return False
+    else:
+        evaluation = _evaluate_epoch(trainer, clock, loaders, epoch)
+        done.train_seconds, done.train_images = done.train_seconds + fit.seconds, done.train_images + int(fit.seen)
+        row = _row(trainer, fit, epoch, clock, evaluation, stopwatch.totals(done))
+    done.history.append(row)
+    say(_log_line(row, trainer.config))
+    return True
 
 
 # -- the run ---------------------------------------------------------------------------------------
@@ -456,60 +522,24 @@ def train(
     trainer = Trainer(model, config, policy, device, len(train_loader), dist_info, compile, criterion)
 
     # -- resume
-    last_path = out / "last.pt"
-    done = _Progress.resume(trainer, config, last_path, say) if resume and last_path.exists() else _Progress()
-    if resume and not last_path.exists():
-        say(f"no checkpoint at {last_path}: starting from scratch")
+    done = _Progress.start(trainer, out / "last.pt", resume, say)
     say(_banner(config, params, train_set, device, policy, dist_info))
-    meta = dict(
-        model_name=config.model,
-        model_kwargs=config.model_kwargs,
-        mean=list(train_set.mean),
-        std=list(train_set.std),
-        classes=list(train_set.classes),
-    )
+    meta = _meta(config, train_set)
 
     # -- the clock (a timed run) and the progress bars
     loaders = (test_loader, _monitor_loader(config, test_loader, test_set, device, dist_info))
-    clock = NoBudget()
-    if config.time_budget is not None:
-        final_images = len(test_set) * (2 if config.tta_flip else 1)
-        clock = TimeBudget(
-            config.time_budget, stopwatch.start, done.wall, trainer.time_progress, final_images, dist_info
-        )
-        clock.probe(trainer.eval_model, next(iter(loaders[1]))[0], trainer.autocast())
+    clock = _clock(trainer, loaders, len(test_set), stopwatch, done)
     bars = _Bars(config, clock, progress and dist_info.is_main, dist_info.world_size, done.wall, stopwatch)
 
     # -- for each epoch: fit, evaluate, log, save
     end_epoch = config.epochs if stop_after is None else min(config.epochs, stop_after)
     for epoch in range(done.epoch, end_epoch):
-        if clock.finished:
+        if clock.finished or not _epoch(trainer, train_loader, loaders, epoch, clock, bars, done, stopwatch, say):
             break
-        fit = _fit_epoch(trainer, train_loader, epoch, clock, bars)
-        if clock.timed and not fit.seen:
-            row = _finalise_last_row(trainer, clock, loaders, done, stopwatch)
-            if row is None:
-                break
-        else:
-            evaluation = _evaluate_epoch(trainer, clock, loaders, epoch)
-            done.train_seconds, done.train_images = done.train_seconds + fit.seconds, done.train_images + int(fit.seen)
-            row = _row(trainer, fit, epoch, clock, evaluation, stopwatch.totals(done))
-        done.history.append(row)
-        say(_log_line(row, config))
-        _save(out, trainer, config, done, row, meta)
+        _save(out, trainer, config, done, done.history[-1], meta)
         dist_info.barrier()
     bars.close()
 
-    # -- summary: the final evaluation, or one now if this session trained nothing final
-    if len(done.history) > done.epoch and done.history[-1].get("final", True):
-        final = done.history[-1]["test_loss"], done.history[-1]["test_accuracy"]
-    else:
-        final = evaluate(trainer.eval_model, test_loader, policy, dist_info, config.tta_flip)
-    summary = _summary(config, trainer, done, final, stopwatch, params, compile, out)
-    if dist_info.is_main:
-        (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    say(
-        f"done: test accuracy {final[1]:.2%} after {len(done.history)} epochs, {summary['wall_seconds']:.0f} s wall, "
-        f"{summary['images_per_second']:,.0f} training images/s; outputs in {out}"
-    )
+    # -- summary
+    summary = _finish(trainer, done, test_loader, stopwatch, params, compile, out, say)
     return (summary, trainer) if return_trainer else summary
