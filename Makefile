@@ -18,6 +18,17 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+# CIFAR-10 for the tests and the notebook builds: the course's copy, kept next to the repository on the
+# build and CI machines (never inside it), handed over explicitly, since the package never looks there.
+# Without that file, or with VIT_LESSONS_DATA already set, nothing changes: lessons read VIT_LESSONS_DATA
+# or ~/.cache/vit_lessons/data, download CIFAR-10 there when online, and else train on the 8x8 digits.
+SHARED_CIFAR := $(wildcard $(abspath ../shared/data/cifar10-jpeg.tar.gz))
+ifneq ($(SHARED_CIFAR),)
+ifndef VIT_LESSONS_DATA
+test test-fast notebooks: export VIT_LESSONS_DATA := $(SHARED_CIFAR)
+endif
+endif
+
 # Containers and cloud machines often run as root, where Jupyter refuses to start without --allow-root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 

@@ -157,10 +157,24 @@ def _write_tree_tar(path, per_class=3):
 
 def test_cifar10_absent_gives_instructions(tmp_path, monkeypatch):
     monkeypatch.setenv("VIT_LESSONS_DATA", str(tmp_path))
-    with pytest.raises(
-        FileNotFoundError, match=r"(?s)CIFAR-10 was not found.*torchvision.datasets.CIFAR10.*--config digits"
-    ):
-        load_cifar10(tmp_path / "empty")
+    empty = tmp_path / "empty"
+    with pytest.raises(FileNotFoundError) as error:
+        load_cifar10(empty, download=False)  # downloading: tests/test_data_download.py
+    text = str(error.value)
+    assert f"Searched: {empty}" in text and f"torchvision.datasets.CIFAR10(r'{empty}', download=True)" in text
+    assert "VIT_LESSONS_DATA" in text and text.rstrip().endswith("--config digits.")
+    assert not empty.exists()
+
+
+def test_cifar10_data_root_may_be_an_archive(tmp_path, monkeypatch):
+    # how `make test` hands the course's cifar10-jpeg.tar.gz to every test and lesson
+    archive = tmp_path / "cifar10-tiny.tar.gz"
+    _write_tree_tar(archive, per_class=2)
+    monkeypatch.setenv("VIT_LESSONS_DATA", str(archive))
+    monkeypatch.setenv("VIT_LESSONS_OFFLINE", "1")
+    assert find_cifar10() == ("tar", archive)
+    train, test = load_cifar10(per_class_train=1, per_class_test=2)
+    assert (len(train), len(test)) == (10, 20) and train.source == f"tar:{archive}"
 
 
 def test_cifar10_from_tar_subset_full_and_cache(tmp_path, monkeypatch):

@@ -374,3 +374,12 @@ def test_ema_decay_warms_up_so_a_short_run_is_not_judged_on_its_random_start():
     average, current = [torch.zeros(1)], [torch.ones(1)]
     late(average, current, torch.tensor(10_000))
     assert average[0].item() == pytest.approx(0.1)
+
+
+def test_command_line_without_cifar_offline_says_what_to_do(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VIT_LESSONS_OFFLINE", "1")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--config", "cifar10-quick", "--data-dir", str(tmp_path / "none"), "--out", str(tmp_path / "run")])
+    assert exit_info.value.code == 2
+    message = capsys.readouterr().err
+    assert "CIFAR-10" in message and "VIT_LESSONS_DATA" in message and "Traceback" not in message

@@ -21,13 +21,14 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import jupytext
 import nbformat
+
+from vit_lessons.settings import hardware_name, pick_device
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -54,14 +55,16 @@ def source_to_notebook(source: Path) -> nbformat.NotebookNode:
     return notebook
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
 def strip_widget_state(notebook: nbformat.NotebookNode) -> None:
+    """Drop widget outputs (tqdm bars, the explorer): without their state a reader on GitHub would see
+    only their text fallback, a bar frozen at 0% or ``VBox(children=...``."""
     notebook.metadata.pop("widgets", None)
     for cell in notebook.cells:
-        if cell.cell_type != "code":
-            continue
-        for output in cell.get("outputs", []):
-            data = output.get("data", {})
-            data.pop("application/vnd.jupyter.widget-view+json", None)
+        if cell.cell_type == "code":
+            cell.outputs = [output for output in cell.get("outputs", []) if WIDGET_VIEW not in output.get("data", {})]
 
 
 def execute_notebook(notebook: nbformat.NotebookNode, quick: bool, timeout: int = 1800) -> nbformat.NotebookNode:
@@ -132,10 +135,7 @@ def main(argv=None) -> int:
             start = time.perf_counter()
             execute_notebook(notebook, quick=args.quick)
             seconds = time.perf_counter() - start
-            print(
-                f"{source.name}: executed in {seconds:.0f} s on {platform.processor() or platform.machine()}",
-                file=sys.stderr,
-            )
+            print(f"{source.name}: executed in {seconds:.0f} s on {hardware_name(pick_device())}", file=sys.stderr)
         target = ipynb_for(source)
         nbformat.write(notebook, target)
         print(f"wrote {target.relative_to(ROOT)} ({target.stat().st_size / 1e6:.2f} MB)", file=sys.stderr)

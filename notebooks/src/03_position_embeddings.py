@@ -243,8 +243,6 @@ def train_digits(pos_embed: str, steps: int, batch_size: int = 64, lr: float = 3
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
     generator = torch.Generator().manual_seed(seed)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     start, cpu_start = time.perf_counter(), time.process_time()
     model.train()
     for _ in range(steps):
@@ -255,7 +253,6 @@ def train_digits(pos_embed: str, steps: int, batch_size: int = 64, lr: float = 3
         optimizer.step()
         schedule.step()
     seconds = (time.perf_counter() - start, time.process_time() - cpu_start)  # wall clock, CPU time
-    torch.set_num_threads(threads)
     return model.eval(), seconds
 
 

@@ -37,7 +37,6 @@ if "google.colab" in sys.modules:
 
 # %%
 import math
-import platform
 import time
 
 import matplotlib.pyplot as plt
@@ -48,7 +47,7 @@ from skimage import data
 from torch import nn
 
 from vit_lessons.patches import patchify
-from vit_lessons.settings import is_quick, pick_device, seed_everything
+from vit_lessons.settings import hardware_name, is_quick, pick_device, seed_everything
 
 seed_everything(0)
 device = pick_device()
@@ -298,18 +297,15 @@ def median_seconds(fn, repeats, number):
 sizes = [64, 256, 1024, 2048] if is_quick() else [64, 128, 256, 512, 1024, 2048, 4096]
 repeats = 3 if is_quick() else 7
 seconds, matrix_bytes = [], []
-threads = torch.get_num_threads()
-torch.set_num_threads(1)  # one thread: less disturbed by other programs sharing the CPU
 with torch.no_grad():
     for n in sizes:
         qn = torch.randn(1, n, 64)
         seconds.append(median_seconds(lambda: attention(qn, qn, qn), repeats, number=max(1, 2048 // n)))
         matrix_bytes.append(attention(qn, qn, qn)[1].nelement() * 4)
-torch.set_num_threads(threads)
 large = np.array(sizes) >= 512
 time_slope = np.polyfit(np.log(np.array(sizes)[large]), np.log(np.array(seconds)[large]), 1)[0]
 memory_slope = np.polyfit(np.log(sizes), np.log(matrix_bytes), 1)[0]
-hardware = f"{platform.machine()} CPU, 1 thread"
+hardware = hardware_name("cpu")
 print(f"{hardware}; fitted slopes: time {time_slope:.2f}, memory {memory_slope:.2f}")
 for n, s in zip(sizes, seconds):
     print(f"N = {n:>5}: {s * 1e3:8.2f} ms")

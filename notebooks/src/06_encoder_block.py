@@ -264,15 +264,12 @@ def train(pre_norm, lr, steps, batch_size=64, seed=0):
 
 
 steps = 10 if is_quick() else 150
-threads = torch.get_num_threads()
-torch.set_num_threads(1)  # matrices this small gain nothing from more threads, and one thread is not slowed by other programs
 runs = {}
 for lr in [1e-3, 1e-2]:
     for name, pre in [("pre-norm", True), ("post-norm", False)]:
         runs[name, lr] = train(pre, lr, steps)
         losses, accuracy = runs[name, lr]
         print(f"lr {lr:g}, {name:>9}: mean loss of the last 20 steps {np.mean(losses[-20:]):.3f}, test accuracy {accuracy:.1%}")
-torch.set_num_threads(threads)
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.3), dpi=80, sharey=True)

@@ -33,7 +33,8 @@
 #   `docs/benchmarks/training.md`).
 # - **Quick mode** (CI): the CPU recipe on 1,000 images with an 8-second clock.
 #
-# Without the CIFAR-10 files (and offline) the lesson falls back to the 8×8 digits and says so.
+# Online, the first run downloads CIFAR-10 (170 MB, once); offline and without the files the lesson
+# falls back to the 8×8 digits and says so.
 
 # %%
 # Colab only: install the course package from GitHub. Elsewhere this cell does nothing.
@@ -44,6 +45,7 @@ if "google.colab" in sys.modules:
 
 # %%
 import time
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -64,12 +66,14 @@ lesson_start = time.perf_counter()
 # `vit_lessons.data.load_cifar10` finds CIFAR-10 under `VIT_LESSONS_DATA` (or
 # `~/.cache/vit_lessons/data`) in torchvision's format, as an ImageFolder tree, or as a `.tar.gz` of
 # one, such as the course's JPEG copy. A whole archive is decoded once and cached as uint8 arrays;
-# a subset is read straight from the archive. If nothing is found it says how to get the data.
+# a subset is read straight from the archive. If nothing is found and the machine is online, it
+# downloads torchvision's copy there (170 MB, once, checksum verified); offline it says how to get
+# the data by hand.
 #
 # We pick the run first, because the run decides how much data we load:
 
 # %%
-from vit_lessons.data import load_cifar10, load_digits
+from vit_lessons.data import DownloadError, load_cifar10, load_digits
 from vit_lessons.train import get_config
 
 try:
@@ -81,11 +85,12 @@ try:
     else:
         config = get_config("cifar10-cpu")  # the laptop recipe: all 50,000 images, a 10-minute clock
     train_set, test_set = load_cifar10(None, config.per_class_train, config.per_class_test)
-except FileNotFoundError as error:
-    print(str(error).splitlines()[0], "-> training on the 8x8 digits instead")
+except (FileNotFoundError, DownloadError) as error:  # offline without the files, or a failed download
+    print(str(error).splitlines()[0], "-> falling back to the 8x8 digits")
     config = get_config("digits", epochs=3 if QUICK else 15)
     train_set, test_set = load_digits()
-print(f"config {config.name!r}: {len(train_set):,} training and {len(test_set):,} test images from {train_set.source}")
+kind, _, where = train_set.source.partition(":")  # e.g. "tar:/path/to/cifar10-jpeg.tar.gz"
+print(f"config {config.name!r}: {len(train_set):,} training and {len(test_set):,} test images ({kind} {Path(where).name})")
 
 # %% [markdown]
 # Images are kept as **uint8** arrays of shape (N, C, H, W): 50,000 CIFAR images take 150 MB, a

@@ -79,14 +79,14 @@ print(f"ipywidgets {ipywidgets.__version__}, jupyterlab_widgets {lab_widgets}")
 # images so that every shape below stays the same.
 
 # %%
-from vit_lessons.data import load_cifar10, load_digits, normalize
+from vit_lessons.data import DownloadError, load_cifar10, load_digits, normalize
 
 per_class_train, per_class_test = (20, 10) if is_quick() else (500, 50)
 try:
     train_set, test_set = load_cifar10(per_class_train=per_class_train, per_class_test=per_class_test)
     dataset_name = "CIFAR-10"
-except FileNotFoundError as error:
-    print(f"CIFAR-10 not found, so this lesson uses the 8x8 digits instead.\n{error}")
+except (FileNotFoundError, DownloadError) as error:  # offline without the files, or a failed download
+    print(f"CIFAR-10 is not available, so this lesson falls back to the 8x8 digits: {str(error).splitlines()[0]}")
     train_set, test_set = load_digits()
     dataset_name = "digits (8x8, shown at 32x32)"
 

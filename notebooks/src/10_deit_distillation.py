@@ -274,14 +274,14 @@ ex.check(distillation_loss)
 # RGB) where it is missing.
 
 # %%
-from vit_lessons.data import load_cifar10, load_digits, normalize
+from vit_lessons.data import DownloadError, load_cifar10, load_digits, normalize
 
 per_class_train, per_class_test = (5, 5) if QUICK else (100, 50)
 teacher_epochs, student_epochs = (1, 1) if QUICK else (2, 3)
 try:
     train_set, test_set = load_cifar10(None, per_class_train, per_class_test)
     dataset_name = "CIFAR-10"
-except FileNotFoundError:
+except (FileNotFoundError, DownloadError):  # offline without the files, or a failed download
     train_set, test_set = (s.subset(per_class_train) for s in load_digits())
     dataset_name = "digits"
 

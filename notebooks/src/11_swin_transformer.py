@@ -451,13 +451,13 @@ plt.show()
 # course's offline copy; the 8 × 8 digits, upscaled, when CIFAR-10 is not found).
 
 # %%
-from vit_lessons.data import load_cifar10, load_digits, normalize
+from vit_lessons.data import DownloadError, load_cifar10, load_digits, normalize
 
 per_class_train, per_class_test, epochs = (10, 10, 1) if QUICK else (100, 50, 3)
 try:
     train_set, test_set = load_cifar10(None, per_class_train, per_class_test)
     dataset_name = "CIFAR-10"
-except FileNotFoundError:
+except (FileNotFoundError, DownloadError):  # offline without the files, or a failed download
     train_set, test_set = (s.subset(per_class_train) for s in load_digits())
     dataset_name = "8×8 digits (CIFAR-10 not found), upscaled to 32×32 RGB"
 

@@ -142,6 +142,10 @@ plt.show()
 if QUICK:
     print("quick mode: torch.compile skipped (it takes tens of seconds on a CPU); run in full mode to measure it")
 else:
+    import logging
+
+    # On a CPU-only machine with a CUDA build of PyTorch, Inductor logs that it found no CUDA runtime: noise here
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     torch._dynamo.reset()
     compiled = compile_benchmark(create_model("vit_cifar_patch4_32").to(device), torch.randn(32, 3, 32, 32, device=device))
     for key, value in compiled.items():
@@ -149,9 +153,10 @@ else:
 
 # %% [markdown]
 # `break_even_calls` is how many calls the compile time takes to pay back (None: never, because the
-# compiled model was not faster here). The compile time also depends on Inductor's on-disk cache:
-# on this machine a first run of this cell took 113.7 s to compile, a later run 8.7 s, because the
-# generated kernels were found in the cache. Both figures, and the speed-up, vary from run to run.
+# compiled model was not faster here). The compile time also depends on Inductor's on-disk cache: the
+# first compile on a machine generates and builds the kernels, a later one finds them in the cache and
+# can be many times faster. `compile_seconds` above is this run's; it and the speed-up vary from run
+# to run.
 #
 # ## 3. Token merging (ToMe)
 #

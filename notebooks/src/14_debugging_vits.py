@@ -60,10 +60,6 @@ from vit_lessons.settings import is_quick, pick_device, seed_everything
 
 seed_everything(0)
 device = pick_device()
-if device.type == "cpu":
-    # Every model here is tiny: one thread is faster than several competing with Jupyter's own
-    # threads (on a 2-core machine we measured 10x slower training with 2 threads in a kernel).
-    torch.set_num_threads(1)
 QUICK = is_quick()
 print("device:", device, "|", hardware_name(device), "| quick mode:", QUICK)
 
@@ -473,8 +469,8 @@ print(f"fp32 gradient entries below fp16's smallest normal number (precision los
 # cross-entropy, `-log(softmax(logits))`, meets an over-confident model: a probability rounds to
 # exactly 0, its log is `-inf`, and the backward pass produces NaN: the infinite gradient of
 # log(0) meets the zero probability in the softmax's backward (inf · 0 = NaN), so the op named is
-# `SoftmaxBackward0`, the step right after the real culprit. The warning printed with it ends
-# with the forward line that created that op.
+# `SoftmaxBackward0`, the step right after the real culprit. PyTorch also issues a warning whose
+# traceback ends with the forward line that created that op; we print the warning's first line.
 
 # %%
 def handwritten_cross_entropy(logits, labels):
@@ -484,11 +480,16 @@ def handwritten_cross_entropy(logits, labels):
 
 logits = reference(batch) * 1000  # over-confident: some probabilities round to exactly 0
 wrong_labels = (test_y[:4] + 1) % 10
-with torch.autograd.detect_anomaly(check_nan=True):
+import warnings
+
+with warnings.catch_warnings(record=True) as caught, torch.autograd.detect_anomaly(check_nan=True):
+    warnings.simplefilter("always")
     try:
         handwritten_cross_entropy(logits, wrong_labels).backward()
     except RuntimeError as error:
         print("RuntimeError:", str(error).splitlines()[0])
+for warning in caught:  # the anomaly-mode notice, then the op and the forward traceback that created it
+    print("warning:", str(warning.message).splitlines()[0])
 
 # %% [markdown]
 # The fix is `F.cross_entropy(logits, labels)`, which computes log-softmax directly (the log of a
@@ -541,8 +542,8 @@ ex.check(find_the_bug)
 # | data not normalised as trained | lower accuracy, shifted activations | activation statistics |
 # | lr too high without warm-up | loss spikes, stalls | training curves; gradient norms per layer |
 #
-# The quick-mode numbers differ from these (fewer epochs); the full-mode run that saved this
-# notebook was on a 2-core x86_64 CPU shared with other jobs.
+# The quick-mode numbers differ from these (fewer epochs); the saved outputs are from a full-mode run
+# on the CPU named at the top.
 #
-# **Next:** you have built, trained, explained and debugged Vision Transformers. Lesson 13 makes
-# them fast: fused attention, `torch.compile` and token merging.
+# **Next:** you have built, trained, explained and debugged Vision Transformers. If you skipped it,
+# lesson 13 makes them fast: fused attention, `torch.compile` and token merging.

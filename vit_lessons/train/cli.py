@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..data import DownloadError
 from .config import CONFIGS, get_config, parse_overrides
 from .distributed import Distributed
 from .run import train
@@ -96,5 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
             teacher=args.teacher,
             distill=args.distill or ("hard" if args.teacher else "none"),
         )
+    except (FileNotFoundError, DownloadError) as error:  # no CIFAR-10 and none downloaded: say what to do
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
     finally:
         Distributed.teardown()

@@ -64,6 +64,14 @@ def build_data(
     return train_loader, test_loader, train_set, test_set
 
 
+def _download_once(config: TrainConfig, data_dir, dist_info: Distributed) -> None:
+    """Under torchrun, one process downloads CIFAR-10 if it is missing while the others wait."""
+    if config.dataset == "cifar10" and dist_info.enabled:
+        if dist_info.is_main:
+            load_cifar10(data_dir, 1, 1)  # finds it, or downloads it (a one-image subset: nothing else read)
+        dist_info.barrier()
+
+
 def build_model(config: TrainConfig) -> nn.Module:
     """The config's model, with its attention path and memory layout chosen once, here."""
     return configure_model(create_model(config.model, **config.model_kwargs), config)
@@ -509,6 +517,7 @@ def train(
         out.mkdir(parents=True, exist_ok=True)
 
     # -- data, model, loss, trainer
+    _download_once(config, data_dir, dist_info)
     seed_everything(config.seed)
     train_loader, test_loader, train_set, test_set = build_data(
         config, data_dir, device, dist_info.rank, dist_info.world_size
