@@ -7,6 +7,8 @@ Taught in lesson 00 (``notebooks/00_setup_and_tour.ipynb``).
 - ``VIT_LESSONS_DATA``: a data root holding CIFAR-10 (torchvision format, an ImageFolder tree or a
   ``.tar.gz`` of one).
 - ``VIT_LESSONS_DEVICE``: force a device (``cpu``, ``cuda``, ``cuda:1``, ``mps``).
+- ``VIT_LESSONS_OFFLINE=1``: never download (CIFAR-10, pretrained weights); say where to put the files.
+- ``VIT_LESSONS_WEIGHTS``: where downloaded pretrained weights are looked for first.
 """
 
 from __future__ import annotations
