@@ -3,6 +3,7 @@ bad checkpoints and offline downloads fail with messages that say what to do, pr
 
 import re
 import socket
+import sys
 import time
 
 import pytest
@@ -275,6 +276,18 @@ def test_from_pretrained_by_name_uses_the_local_weights_dir(tmp_path, monkeypatc
         torch.testing.assert_close(model(_images()), expected, atol=1e-4, rtol=0)
 
 
+@pytest.fixture
+def empty_caches(tmp_path, monkeypatch):
+    """No weights anywhere (this machine's own caches may hold real ones) and the default Hub, huggingface.co,
+    whatever HF_ENDPOINT this shell has. Returns the weights folder."""
+    monkeypatch.setenv("VIT_LESSONS_WEIGHTS", str(tmp_path / "weights"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_ENDPOINT", raising=False)
+    if "huggingface_hub.constants" in sys.modules:  # it read HF_ENDPOINT at import
+        monkeypatch.setattr(sys.modules["huggingface_hub.constants"], "ENDPOINT", "https://huggingface.co")
+    return tmp_path / "weights"
+
+
 def _assert_offline_message(error):
     message = str(error)
     url = "https://huggingface.co/timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k/resolve/main/model.safetensors"
@@ -282,20 +295,18 @@ def _assert_offline_message(error):
     assert "vit_tiny_patch16_224.safetensors" in message and "put it at" in message
 
 
-def test_offline_mode_fails_fast_with_what_to_download(tmp_path, monkeypatch):
-    monkeypatch.setenv("VIT_LESSONS_WEIGHTS", str(tmp_path))
+def test_offline_mode_fails_fast_with_what_to_download(empty_caches, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(socket, "create_connection", lambda *a, **k: pytest.fail("offline mode must not connect"))
     with pytest.raises(OfflineError) as info:
         from_pretrained("vit_tiny_patch16_224")
     _assert_offline_message(info.value)
-    assert str(tmp_path) in str(info.value)
+    assert f"put it at {empty_caches / 'vit_tiny_patch16_224.safetensors'}" in str(info.value)
 
 
-def test_unreachable_network_fails_fast(tmp_path, monkeypatch):
+def test_unreachable_network_fails_fast(empty_caches, monkeypatch):
     for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "VIT_LESSONS_OFFLINE"):
         monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setenv("VIT_LESSONS_WEIGHTS", str(tmp_path))
 
     def refused(*args, **kwargs):
         raise OSError("network is unreachable")

@@ -10,8 +10,10 @@ small ones. This package puts real weights into the models of ``vit_lessons``:
   (``ViTForImageClassification`` and ``ViTModel``), in the key layout of the files on the Hub and in
   that of current ``transformers`` releases; separate q/k/v are fused into our ``qkv``, and
   LayerNorm's eps becomes Hugging Face's 1e-12;
-- :func:`from_pretrained`: a local ``.pt``/``.pth``/``.bin``/``.safetensors`` file or a Hub name; offline
-  it fails fast and says which file to download and where to put it;
+- :func:`from_pretrained`: a local ``.pt``/``.pth``/``.bin``/``.safetensors`` file, one of our model
+  names, timm's ``model.tag`` (``vit_base_patch16_224.augreg_in21k_ft_in1k``) or a Hub repo id
+  (``google/vit-base-patch16-224``), downloaded with huggingface_hub; offline and not cached it fails
+  fast and says which file to download and where to put it;
 - :func:`predict`: preprocessing from the model's config, top-k ``(label, probability)`` pairs;
 - :func:`layer_decay_param_groups`: layer-wise learning-rate decay for fine-tuning.
 
@@ -19,8 +21,8 @@ Neither timm nor ``transformers`` is needed: checkpoints are plain state dicts.
 
 The modules, lowest first (each imports only those above it):
 
-- ``hub``: known weights (``PRETRAINED``), Hub repo ids, :func:`weights_dir`, downloads, the network
-  check, :class:`OfflineError`;
+- ``hub``: known weights (``PRETRAINED``), names and Hub repo ids, :func:`weights_dir`, downloads, the
+  network check, :class:`OfflineError`, :class:`DownloadError`;
 - ``convert``: timm and Hugging Face key conversion, :class:`CheckpointMismatchError`;
 - ``transfer``: a new head, layer-wise learning-rate decay;
 - ``inference``: :func:`preprocess_config`, :func:`predict`, :func:`imagenet_class_names`;
@@ -41,7 +43,7 @@ from .convert import (
     load_timm_state_dict,
 )
 from .convert import HF_VIT_KEYS as HF_VIT_KEYS
-from .hub import PRETRAINED, OfflineError, weights_dir
+from .hub import PRETRAINED, DownloadError, OfflineError, weights_dir
 from .inference import imagenet_class_names, predict, preprocess_config
 from .transfer import layer_decay_param_groups
 
@@ -56,6 +58,7 @@ __all__ = [
     "preprocess_config",
     "CheckpointMismatchError",
     "OfflineError",
+    "DownloadError",
     "PRETRAINED",
     "HF_LAYER_NORM_EPS",
     "weights_dir",

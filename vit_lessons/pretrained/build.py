@@ -67,14 +67,20 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _read_json(path: Path) -> dict:
+    """A config file beside the weights; {} if there is none."""
     import json
 
-    return json.loads(path.read_text()) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise ValueError(f"{path} is not valid JSON ({error}): download it again, or delete it") from error
 
 
 def _locate(name_or_path, model_name: str | None) -> tuple[Path, str | None, str | None]:
     """The checkpoint file, where it came from (None: the local file itself), and the model name:
-    ``model_name``, else the name asked for when it has known weights."""
+    ``model_name``, else the architecture the name of the weights says (``vit_base_patch16_224.augreg...``)."""
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         files = [path / f for f in _DIRECTORY_FILES if (path / f).is_file()]
@@ -86,8 +92,8 @@ def _locate(name_or_path, model_name: str | None) -> tuple[Path, str | None, str
     text = str(name_or_path)
     if text.endswith(_CHECKPOINT_SUFFIXES):
         raise FileNotFoundError(f"no checkpoint at {path}: check the path (current directory: {Path.cwd()})")
-    path, source = _fetch_by_name(text)
-    return path, source, model_name or (text if text in PRETRAINED else None)
+    path, source, named_model = _fetch_by_name(text)
+    return path, source, model_name or named_model
 
 
 # -- the architecture ----------------------------------------------------------------------------------
@@ -95,6 +101,15 @@ def _registry_names() -> list[str]:
     from .. import list_models
 
     return list_models()
+
+
+def _architecture_named(path: Path, layout: str, config: dict) -> str | None:
+    """Our architecture when the file says it: timm's config.json beside it (``architecture``), or the
+    file's own name (``vit_base_patch16_224.safetensors``); None: infer it from the tensors."""
+    ours = _registry_names()
+    if layout == "timm" and config.get("architecture") in ours:
+        return config["architecture"]
+    return path.stem if path.stem in ours else None
 
 
 def _infer_vit_config(state_dict: dict, num_heads: int | None) -> dict:
@@ -175,12 +190,25 @@ def _hf_preprocessing(path: Path) -> dict:
     return result
 
 
-def _pretrained_cfg(model_name: str | None, layout: str, path: Path, source: str | None) -> dict:
+def _timm_preprocessing(config: dict) -> dict:
+    """The preprocessing in timm's config.json (``pretrained_cfg``): it differs between tags of one architecture."""
+    pretrained_cfg = config.get("pretrained_cfg") or {}
+    keys = ("mean", "std", "crop_pct", "interpolation")
+    return {
+        k: tuple(pretrained_cfg[k]) if isinstance(pretrained_cfg[k], list) else pretrained_cfg[k]
+        for k in keys
+        if k in pretrained_cfg
+    }
+
+
+def _pretrained_cfg(model_name: str | None, layout: str, path: Path, source: str | None, config: dict) -> dict:
     """The preprocessing the weights were trained with, and where they came from."""
     cfg = dict(PRETRAINED.get(model_name, _HF_DEFAULT if layout == "hf" else _AUGREG))
     cfg.pop("hub_id", None)
     if layout == "hf":
         cfg.update(_hf_preprocessing(path.with_name("preprocessor_config.json")))
+    else:
+        cfg.update(_timm_preprocessing(config))
     cfg["source"] = source or str(path)
     return cfg
 
@@ -221,31 +249,36 @@ def from_pretrained(
       else the file's name when it is a model name, else inferred from the tensors (``num_heads``
       for non-standard widths); a ``config.json`` next to a Hugging Face file gives heads and eps;
     - a directory holding ``model.safetensors`` or ``pytorch_model.bin`` (+ ``config.json``);
-    - a model name with timm weights (``vit_base_patch16_224``, see ``PRETRAINED``), looked up in
-      :func:`weights_dir` first, downloaded from the Hugging Face Hub when online;
-    - a Hugging Face repo id (``google/vit-base-patch16-224``), downloaded when online.
+    - a model name with timm weights (``vit_base_patch16_224``, timm's default tag: see ``PRETRAINED``);
+    - timm's ``model.tag`` name (``vit_base_patch16_224.augreg_in21k_ft_in1k``, the Hub repo
+      ``timm/<model.tag>``) for any of our architectures (``vit_lessons.list_models()``);
+    - a Hub repo id: ``timm/...`` or Hugging Face's layout (``google/vit-base-patch16-224``).
+
+    A name is looked up in :func:`weights_dir` first, then in huggingface_hub's cache (offline too),
+    and downloaded with ``hf_hub_download`` (``HF_ENDPOINT``, ``HF_HOME``, ``HF_HUB_CACHE`` apply) when
+    the Hub answers.
 
     ``num_classes`` replaces the head with a new one (transfer learning); ``img_size`` resamples the
-    position embedding to a new resolution. Offline, a name fails fast with :class:`OfflineError`
-    saying which file to download, from where, and where to put it.
+    position embedding to a new resolution. Offline and not cached, a name fails fast with
+    :class:`OfflineError` saying which file to download, from where, and where to put it; a download
+    that fails raises :class:`DownloadError` and keeps nothing half-written.
     """
     if not isinstance(name_or_path, (str, Path)):
         raise TypeError(f"name_or_path must be a model name or a file path, got {type(name_or_path).__name__}")
     path, source, model_name = _locate(name_or_path, model_name)
     state_dict = _read_checkpoint(path)
     layout = _looks_like(state_dict)
-    hf_config = _read_json(path.with_name("config.json")) if layout == "hf" else {}
+    config = _read_json(path.with_name("config.json"))  # Hugging Face's, or timm's (with pretrained_cfg)
     converted = convert_hf_state_dict(state_dict) if layout == "hf" else state_dict
     if layout == "hf":
-        num_heads = num_heads or hf_config.get("num_attention_heads")
-    if model_name is None and path.stem in _registry_names():
-        model_name = path.stem
+        num_heads = num_heads or config.get("num_attention_heads")
+    model_name = model_name or _architecture_named(path, layout, config)
     model = _build(model_name, converted, num_heads, device)
     if layout == "hf":
-        load_hf_state_dict(model, state_dict, hf_config.get("layer_norm_eps", HF_LAYER_NORM_EPS))
-        _set_class_names(model, hf_config)
+        load_hf_state_dict(model, state_dict, config.get("layer_norm_eps", HF_LAYER_NORM_EPS))
+        _set_class_names(model, config)
     else:
         load_timm_state_dict(model, state_dict)
-    model.pretrained_cfg = _pretrained_cfg(model_name, layout, path, source)
+    model.pretrained_cfg = _pretrained_cfg(model_name, layout, path, source, config)
     _adapt(model, num_classes, img_size)
     return model.eval()
