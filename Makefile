@@ -57,4 +57,4 @@ notebooks: $(STAMP)
 	$(PY) tools/build_notebooks.py --execute notebooks/src/*.py
 
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) .cache/runtime-venv

@@ -41,3 +41,13 @@ def test_device_choice_order_and_override(monkeypatch):
 def test_quick_mode_switch(monkeypatch, value, quick):
     monkeypatch.setenv("VIT_LESSONS_QUICK", value)
     assert is_quick() is quick
+
+
+def test_run_banner_names_the_hardware_and_how_to_switch_modes(monkeypatch):
+    from vit_lessons.settings import cpu_model, run_banner
+
+    monkeypatch.setenv("VIT_LESSONS_QUICK", "0")
+    full = run_banner("cpu")
+    assert cpu_model() in full and "full mode" in full and "VIT_LESSONS_QUICK=1" in full
+    monkeypatch.setenv("VIT_LESSONS_QUICK", "1")
+    assert "quick mode" in run_banner("cpu")

@@ -27,6 +27,7 @@ __all__ = [
     "environment_report",
     "cpu_model",
     "hardware_name",
+    "run_banner",
     "QUICK_ENV",
     "REPO",
     "BRANCH",
@@ -125,6 +126,17 @@ def hardware_name(device: torch.device | str | None = None) -> str:
     if device.type == "mps":
         return f"Apple GPU (MPS) with {cpu}"
     return cpu
+
+
+def run_banner(device: torch.device | str | None = None) -> str:
+    """The line each lesson prints first: the device and hardware it runs on, and the mode and how to switch."""
+    device = torch.device(device or pick_device())
+    mode = (
+        "quick mode (VIT_LESSONS_QUICK=1: less data and fewer epochs, same code)"
+        if is_quick()
+        else "full mode (for the quick mode set VIT_LESSONS_QUICK=1 before starting Jupyter)"
+    )
+    return f"device: {device} ({hardware_name(device)}) | {mode}"
 
 
 def environment_report() -> dict[str, str]:
