@@ -21,8 +21,9 @@
 #
 # **Prerequisites:** lesson 01 (patchify); `nn.Linear`, `nn.Conv2d`, `nn.Parameter`.
 #
-# **Run time:** 27-52 s (full mode, two builds) on a 2-core x86_64 CPU shared with other busy
-# jobs, so less on an idle laptop; GPU not measured yet.
+# **Run time:** 3 s in full mode on an Intel Xeon CPU with 2 cores
+# (Intel(R) Xeon(R) Processor), idle, the machine that saved these outputs; quick mode
+# (`VIT_LESSONS_QUICK=1`) takes a few seconds. GPU: not measured yet (nothing here needs one).
 
 # %%
 # Colab only: install the course package from GitHub. Elsewhere this cell does nothing.
@@ -42,12 +43,12 @@ from skimage import data
 from torch import nn
 
 from vit_lessons.patches import patchify
-from vit_lessons.settings import is_quick, pick_device, seed_everything
+from vit_lessons.settings import is_quick, pick_device, run_banner, seed_everything
 
 seed_everything(0)
 device = pick_device()
 plt.rcParams["figure.dpi"] = 80
-print("device:", device, "| quick mode:", is_quick())
+print(run_banner(device))
 
 # %% [markdown]
 # ## A batch of real images
@@ -115,7 +116,7 @@ print("same as patchify + Linear (to 1e-5):", torch.allclose(tokens_conv, tokens
 # has shape (D, C, P, P)), and it is one call with no reshaping in your code. Which version is
 # faster depends on the hardware and the library: the convolution skips the copy that `patchify`
 # makes, the `Linear` is one large matrix product. The timing below is from the run that saved this
-# notebook, on a CPU shared with other jobs, so treat it as rough and compare with yours.
+# notebook, on the CPU named in the header; timings of a few milliseconds vary, so compare with yours.
 
 # %%
 def best_time(fn, repeats=5):

@@ -20,10 +20,9 @@
 #
 # **Prerequisites:** lessons 01-02 (patches, patch embedding, class token).
 #
-# **Run time:** full mode, most of it training three tiny models on one CPU thread: the three
-# runs took 47 s of CPU time in total on a 2-core x86_64 CPU; the whole notebook took 5.5 minutes
-# of wall-clock time there because the machine was shared with other busy jobs. GPU not measured
-# yet. Quick mode (`VIT_LESSONS_QUICK=1`) trains 30 steps instead of 300.
+# **Run time:** 17 s in full mode (most of it training three tiny ViTs) on an Intel Xeon CPU with 2 cores
+# (Intel(R) Xeon(R) Processor), idle, the machine that saved these outputs; quick mode
+# (`VIT_LESSONS_QUICK=1`) takes a few seconds. GPU: not measured yet (nothing here needs one).
 
 # %%
 # Colab only: install the course package from GitHub. Elsewhere this cell does nothing.
@@ -43,12 +42,12 @@ from sklearn.model_selection import train_test_split
 
 from vit_lessons import create_model
 from vit_lessons.patches import patchify, unpatchify
-from vit_lessons.settings import is_quick, pick_device, seed_everything
+from vit_lessons.settings import is_quick, pick_device, run_banner, seed_everything
 
 seed_everything(0)
 device = pick_device()
 plt.rcParams["figure.dpi"] = 80
-print("device:", device, "| quick mode:", is_quick())
+print(run_banner(device))
 
 # %% [markdown]
 # ## The data: 8×8 digits
@@ -229,10 +228,8 @@ print("learned position embedding:", tuple(pos_embed.shape), "requires grad:", p
 #
 # `vit_lessons.create_model("vit_digits_patch2_8")` is a 4-layer ViT of width 64 on 16 tokens of
 # 2×2 pixels. We train it three times from the same seed, changing only `pos_embed`, with a short
-# AdamW loop (lesson 08 builds the full training loop). A model this small gains nothing from
-# splitting its small matrix products across CPU threads, and loses a lot on a busy machine: on
-# the shared 2-core machine that built this notebook a training step took 0.11 s with one thread
-# and 2.9 s with two. So the loop runs on one CPU thread and restores your setting after.
+# AdamW loop (lesson 08 builds the full training loop). The table reports each run's wall-clock
+# and CPU time.
 
 # %%
 def train_digits(pos_embed: str, steps: int, batch_size: int = 64, lr: float = 3e-3, seed: int = 0):
@@ -275,7 +272,7 @@ for pos_embed, acc, acc_shuffled, (wall, cpu) in results:
 
 # %% [markdown]
 # In the full-mode run saved here (300 steps, the 2-core CPU named in the header), the models with
-# position information reached about 91-93 % test accuracy and the one without about 71 % (read
+# position information reached about 90-92 % test accuracy and the one without about 72 % (read
 # the exact figures in the table above; quick mode trains only 30 steps, so its numbers are
 # lower). Without positions a "6" and a "9" made of the same strokes in other places look alike:
 # the model only knows which 2×2 pieces are present. Shuffling the test digits' patches costs

@@ -25,8 +25,9 @@
 #
 # **Prerequisites:** lesson 01 (images as patches); PyTorch tensors and `@` (matrix product).
 #
-# **Run time:** about 45 s on a 2-core x86_64 CPU (shared with other jobs), most of it the timing
-# section; GPU: not measured yet (nothing here needs one). The saved outputs come from a full-mode run.
+# **Run time:** 4 s in full mode (most of it the timing section) on an Intel Xeon CPU with 2 cores
+# (Intel(R) Xeon(R) Processor), idle, the machine that saved these outputs; quick mode
+# (`VIT_LESSONS_QUICK=1`) takes a few seconds. GPU: not measured yet (nothing here needs one).
 
 # %%
 # Colab only: install the course package from GitHub. Elsewhere this cell does nothing.
@@ -47,11 +48,11 @@ from skimage import data
 from torch import nn
 
 from vit_lessons.patches import patchify
-from vit_lessons.settings import hardware_name, is_quick, pick_device, seed_everything
+from vit_lessons.settings import hardware_name, is_quick, pick_device, run_banner, seed_everything
 
 seed_everything(0)
 device = pick_device()
-print("device:", device, "| quick mode:", is_quick())
+print(run_banner(device))
 
 # %% [markdown]
 # ## 1. Tokens: the patches of a photograph
@@ -276,10 +277,10 @@ for side in [224, 384, 512, 1024]:
     print(f"{side:>5} px  {n:>9} {n * n * 12 * 4 / 2**20:>18.1f} MiB")
 
 # %% [markdown]
-# The time we measure: the median of several runs of `attention` (one thread) with one head of size d = 64,
+# The time we measure: the median of several runs of `attention` with one head of size d = 64,
 # for N from 64 up. On log-log axes a power law $t \propto N^p$ is a straight line of slope $p$; we
 # fit it on the larger N, where the N² work dominates fixed overheads. (Timings vary from run to
-# run, more so on a shared machine; the slope is the robust number.)
+# run, more so on a machine doing other work; the slope is the robust number.)
 
 # %%
 def median_seconds(fn, repeats, number):
@@ -323,7 +324,7 @@ plt.show()
 
 # %% [markdown]
 # The memory slope is exactly 2. The time slope, fitted on N ≥ 512, is printed above for this run;
-# on the 2-core x86_64 CPU (shared with other jobs) that produced the saved outputs it came out
+# on the CPU that produced the saved outputs (named in the header) it came out
 # above 2, because once the N×N matrix outgrows the CPU caches (4096² floats are 64 MiB)
 # the softmax waits on memory as well as arithmetic. Below a few hundred tokens fixed costs
 # dominate and the curve is flatter. Either way: doubling the image side quadruples N and

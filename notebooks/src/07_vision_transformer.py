@@ -21,9 +21,9 @@
 # **Prerequisites:** lessons 02 (patch embedding), 03 (position embeddings), 05 (multi-head
 # attention) and 06 (the encoder block).
 #
-# **Run time:** the saved run took 47 s on a 2-core x86_64 CPU shared with other jobs (load
-# average about 10), most of it importing timm; expect well under a minute on an idle laptop.
-# GPU: not measured yet (nothing here needs one). Nothing is trained.
+# **Run time:** 5 s in full mode on an Intel Xeon CPU with 2 cores
+# (Intel(R) Xeon(R) Processor), idle, the machine that saved these outputs; quick mode
+# (`VIT_LESSONS_QUICK=1`) takes a few seconds. GPU: not measured yet (nothing here needs one).
 
 # %%
 # Colab only: install the course package from GitHub. Elsewhere this cell does nothing.
@@ -40,11 +40,11 @@ from torch import nn
 from vit_lessons import EncoderBlock, PatchEmbedding, count_parameters, create_model
 from vit_lessons.blocks import LAYER_NORM_EPS
 from vit_lessons.position import learned_position_embedding
-from vit_lessons.settings import is_quick, pick_device, seed_everything
+from vit_lessons.settings import is_quick, pick_device, run_banner, seed_everything
 
 seed_everything(0)
 device = pick_device()
-print("device:", device, "| quick mode:", is_quick())
+print(run_banner(device))
 
 # %% [markdown]
 # ## The recipe: four equations
@@ -197,8 +197,8 @@ for name, (width, depth, patch) in SHAPES.items():
 # that timm's `vit_huge_patch14_224` (and so ours by default) has **no head** (`num_classes=0`):
 # it is the ImageNet-21k feature extractor, 630.8M parameters; the 632M needs a 1000-class head.
 #
-# timm is optional for this course (the dev environment has it; your laptop may not). The next
-# cell skips itself when it is missing.
+# timm comes with the course (`pip install vit-lessons` installs it); should an install lack it, the
+# next cell skips itself.
 
 # %%
 try:
