@@ -21,14 +21,13 @@
 # **Prerequisites:** lessons 04-07 (attention, multi-head attention, the encoder block, the ViT);
 # lesson 08 (training) helps but is not required.
 #
-# **Run time:** on a 2-core x86_64 CPU (shared with other jobs), the full notebook took 228 s of CPU
-# time, nearly all of it training the model (the wall time was longer because the machine was busy);
-# expect about 2-4 minutes on a laptop CPU. Quick mode (`VIT_LESSONS_QUICK=1`) took 10 s of CPU time.
-# GPU: not measured yet.
+# **Run time:** the full notebook took 58 s on an Intel Xeon CPU with 2 cores (Intel(R) Xeon(R)
+# Processor), idle, the machine that saved these outputs; 53 s of it was training the model (printed
+# below). Quick mode (`VIT_LESSONS_QUICK=1`) takes a few seconds. GPU: not measured yet.
 #
-# **Which numbers you see:** the saved outputs come from a full-mode run on a 2-core x86_64 CPU
-# (shared with other jobs). The model is a small ViT trained in this notebook, so its maps are those
-# of a weak classifier: the point is the method, which works the same on ViT-B.
+# **Which numbers you see:** the saved outputs come from that full-mode run. The model is a small ViT
+# trained in this notebook (42.0% test accuracy in the saved run), so its maps are those of a weak
+# classifier: the point is the method, which works the same on ViT-B.
 
 # %%
 # Colab only: install the course package from GitHub. Elsewhere this cell does nothing.
@@ -42,7 +41,8 @@ if "google.colab" in sys.modules:
 #
 # The explorer at the end uses ipywidgets. If it shows as text instead of controls, the versions of
 # `ipywidgets` (in the kernel) and `jupyterlab_widgets` (in JupyterLab) do not match: the cell prints
-# both. A static figure below the explorer shows the same views in any case.
+# both. A static figure after the explorer shows the same views in any case; it is also all that the
+# saved notebook (on GitHub, say) shows, because widget outputs are not saved.
 
 # %%
 import math
@@ -55,7 +55,7 @@ import torch
 import torch.nn.functional as F
 
 from vit_lessons import create_model
-from vit_lessons.settings import is_quick, pick_device, seed_everything
+from vit_lessons.settings import is_quick, pick_device, run_banner, seed_everything
 
 seed_everything(0)
 device = pick_device()
@@ -65,7 +65,7 @@ try:
     lab_widgets = jupyterlab_widgets.__version__
 except ImportError:
     lab_widgets = "not installed (fine on Colab and in classic Notebook)"
-print(f"device: {device}, quick mode: {is_quick()}")
+print(run_banner(device))
 print(f"ipywidgets {ipywidgets.__version__}, jupyterlab_widgets {lab_widgets}")
 
 # %% [markdown]
@@ -74,9 +74,9 @@ print(f"ipywidgets {ipywidgets.__version__}, jupyterlab_widgets {lab_widgets}")
 # Attention maps of an untrained model are noise, so we need a trained one. If the course's
 # checkpoint from lesson 08 is installed we use it; otherwise we train the lesson-07 CIFAR-10 ViT
 # (`vit_cifar_patch4_32`: 4×4-pixel patches, so 64 patch tokens plus the class token, 4 layers of
-# 8 heads) on 5,000 CIFAR-10 images for a few minutes. Without CIFAR-10 on disk (see lesson 08 for
-# how to get it) the notebook falls back to the offline 8×8 digits, scaled up to 32×32 colour
-# images so that every shape below stays the same.
+# 8 heads) on 5,000 CIFAR-10 images for about a minute (53 s in the saved run). Without CIFAR-10 on
+# disk (see lesson 08 for how to get it) the notebook falls back to the offline 8×8 digits, scaled up
+# to 32×32 colour images so that every shape below stays the same.
 
 # %%
 from vit_lessons.data import DownloadError, load_cifar10, load_digits, normalize
@@ -285,9 +285,9 @@ plt.show()
 # %% [markdown]
 # Untrained heads all sit near 16.5 px, the mean distance of uniform attention over this 8×8 grid.
 # In the saved run training spread the heads out, from about 15.5 px (more local, mostly layer 3)
-# to 17 px (more global, layer 4). The effect is small: a 4-layer model trained for minutes on
-# 5,000 images is far from the ViT paper's pre-trained models, whose first layers already hold
-# heads that look only a few pixels away. Rerun this cell with the lesson-08 checkpoint to compare.
+# to about 17.1 px (more global, layer 4). The effect is small: a 4-layer model trained for under a
+# minute on 5,000 images is far from the ViT paper's pre-trained models, whose first layers already
+# hold heads that look only a few pixels away. Rerun this cell with the lesson-08 checkpoint to compare.
 #
 # ## Attention rollout: following the residual stream
 #
@@ -311,7 +311,9 @@ print("rollout:", tuple(rollout.shape), "equals vit_lessons.interpret.attention_
 
 # %% [markdown]
 # Raw last-layer attention of the class token against rollout, on four test images. Raw maps of
-# one layer are often spotty; rollout accumulates all layers and tends to be smoother.
+# one layer are often spotty; rollout accumulates all layers and can spread the weight more widely.
+# In the saved run the difference is modest: both kinds of map mostly show a few bright patches, and
+# only the automobile's rollout spreads over a larger part of the object.
 
 # %%
 fig, axes = plt.subplots(3, 4, figsize=(8, 6), dpi=80)
@@ -336,7 +338,12 @@ plt.show()
 # Rollout answers "where does information flow", for every class at once. Chefer et al. (2021)
 # weight each head's map by the gradient of the chosen class score: Ā = mean over heads of
 # (∂y_c/∂A ⊙ A)⁺ (only positive evidence), then accumulate R ← R + Ā·R from the first layer to the
-# last. Here are the two most probable classes for one image: the maps differ, which no raw map can.
+# last. Here are the two most probable classes for one test image, a cat that the model ranks 'dog'
+# (p = 0.32) just above 'cat' (p = 0.30), as the titles show. In the saved run the two maps are
+# similar: both mark a band across the middle of the image and a patch at the lower left, and they
+# differ mainly in which patches of that band are brightest. Raw maps and rollout could not differ
+# between classes at all. A difference this small does not show that the model uses different
+# evidence for the two classes; try other images and classes in the explorer.
 
 # %% tags=["nbval-check-output"]
 from vit_lessons.interpret import gradient_rollout
@@ -367,13 +374,15 @@ plt.show()
 # %% [markdown]
 # ## The explorer
 #
-# Choose an image (three photographs from scikit-image, shrunk to 32×32, and CIFAR test images), a
-# layer, a head or the mean over heads, a query token (0 = the class token; k = patch k, counted row
-# by row, outlined in cyan), and the method: **raw** (that layer's map), **rollout** (layers 1 to
-# the chosen one) or **gradient rollout** (the same, for the class you pick). The predicted
-# classes are listed on the right. The forward pass is cached per image, so dragging a slider only
-# redraws. Things to try: the class token's raw map in layer 1 vs layer 4; a patch query on the
-# object vs the background; gradient rollout for the right and for a wrong class.
+# Running the next cell opens the explorer (the saved notebook shows no output for it; the static
+# figure after it shows three of its views). Choose an image (three photographs from scikit-image,
+# shrunk to 32×32, and CIFAR test images), a layer, a head or the mean over heads, a query token
+# (0 = the class token; k = patch k, counted row by row, outlined in cyan), and the method: **raw**
+# (that layer's map), **rollout** (layers 1 to the chosen one) or **gradient rollout** (the same, for
+# the class you pick). The predicted classes are listed on the right. The forward pass is cached per
+# image, so dragging a slider only redraws. Things to try: the class token's raw map in layer 1 vs
+# layer 4; a patch query on the object vs the background; gradient rollout for the right and for a
+# wrong class.
 
 # %%
 from skimage import data as samples
@@ -396,8 +405,9 @@ explorer = AttentionExplorer(model, gallery, class_names=class_names, mean=mean,
 explorer.widget
 
 # %% [markdown]
-# Without a running kernel (on GitHub, say) the controls above do nothing, so here are the same
-# three views for three images, class token, last layer:
+# The saved notebook keeps no widget output, so on GitHub the explorer cell above shows nothing.
+# Here are the same three views for three images, class token, last layer (gradient rollout for the
+# predicted class). The titles give the model's prediction: this weak model gets all three wrong.
 
 # %%
 explorer.static_figure(["cat (chelsea)", f"test: {class_names[image_labels[3]]}", f"test: {class_names[image_labels[7]]}"])
