@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -467,3 +468,24 @@ def test_without_huggingface_hub_names_still_say_what_to_do(tmp_path, monkeypatc
     monkeypatch.setattr(pretrained.hub, "_network_available", lambda *a, **k: False)
     with pytest.raises(OfflineError, match=f"put it at {re.escape(str(tmp_path))}"):
         from_pretrained(TINY)
+
+
+def test_lesson_12_hugging_face_side_by_side_runs_against_the_hub(env, hub, hf_vit):
+    # The lesson's own function, read from its source: transformers' AutoImageProcessor and
+    # ViTForImageClassification (eager attention, attention maps) beside our from_pretrained.
+    import ast
+
+    source = (Path(__file__).resolve().parents[1] / "notebooks" / "src" / "12_pretrained_and_transfer.py").read_text()
+    # IPython magics (%pip) are not Python: make them `pass`, keeping their indentation
+    lines = [
+        line[: len(line) - len(line.lstrip())] + "pass" if line.lstrip().startswith(("%", "!")) else line
+        for line in source.splitlines()
+    ]
+    tree = ast.parse("\n".join(lines))
+    [function] = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "hugging_face_side_by_side"]
+    namespace = {"torch": torch, "from_pretrained": from_pretrained}
+    exec(compile(ast.Module(body=[function], type_ignores=[]), "lesson12", "exec"), namespace)
+    image = np.random.default_rng(0).integers(0, 256, (48, 40, 3), dtype=np.uint8)  # (H, W, C) photo
+    result = namespace["hugging_face_side_by_side"](HF_REPO, image)
+    assert result["max_logit_difference"] < 1e-4, result
+    assert result["attention_maps"] == (2, (1, 2, 17, 17)) and result["label"].startswith("class ")

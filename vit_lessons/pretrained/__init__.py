@@ -43,7 +43,7 @@ from .convert import (
     load_timm_state_dict,
 )
 from .convert import HF_VIT_KEYS as HF_VIT_KEYS
-from .hub import PRETRAINED, DownloadError, OfflineError, weights_dir
+from .hub import PRETRAINED, DownloadError, OfflineError, hub_reachable, weights_dir
 from .inference import imagenet_class_names, predict, preprocess_config
 from .transfer import layer_decay_param_groups
 
@@ -62,4 +62,5 @@ __all__ = [
     "PRETRAINED",
     "HF_LAYER_NORM_EPS",
     "weights_dir",
+    "hub_reachable",
 ]

@@ -24,7 +24,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-__all__ = ["OfflineError", "DownloadError", "PRETRAINED", "weights_dir", "hub_endpoint", "hub_url", "resolve_name"]
+__all__ = [
+    "OfflineError",
+    "DownloadError",
+    "PRETRAINED",
+    "weights_dir",
+    "hub_endpoint",
+    "hub_url",
+    "hub_reachable",
+    "resolve_name",
+]
 
 
 class OfflineError(ConnectionError):
@@ -214,6 +223,13 @@ def _reachable(host: str, port: int, timeout: float) -> bool:
     thread.start()
     thread.join(timeout)
     return bool(result and result[0])
+
+
+def hub_reachable(timeout: float = _PROBE_TIMEOUT) -> bool:
+    """Whether a download from the Hub can start now: no offline setting, and the endpoint (or its proxy)
+    answers within ``timeout`` seconds. Lessons ask before calling other libraries' downloaders, which
+    retry for a minute or more when offline."""
+    return _network_available(timeout=timeout)
 
 
 def _network_available(endpoint: str | None = None, timeout: float = _PROBE_TIMEOUT) -> bool:
