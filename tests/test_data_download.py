@@ -3,17 +3,15 @@ standing in for the download host, into the data root, once; offline it fails fa
 a broken or corrupt download raises a clear error and leaves nothing behind."""
 
 import hashlib
-import io
-import pickle
 import shutil
 import socket
-import tarfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
+from helpers.cifar_release import cifar_release
 
 from vit_lessons.data import CIFAR10_CLASSES, DownloadError, cifar10, find_cifar10, load_cifar10
 
@@ -31,18 +29,8 @@ def _pixels(batch_index: int) -> np.ndarray:
 @pytest.fixture(scope="module")
 def release():
     """Built once: a torchvision-format cifar-10-python.tar.gz and the md5 sums torchvision checks."""
-    files = {
-        name: pickle.dumps({"data": _pixels(b), "labels": list(range(PER_BATCH))}) for b, name in enumerate(BATCHES)
-    }
-    files["batches.meta"] = pickle.dumps({"label_names": list(CIFAR10_CLASSES)})
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, content in files.items():
-            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
-            info.size = len(content)
-            archive.addfile(info, io.BytesIO(content))
-    md5 = {name: hashlib.md5(content).hexdigest() for name, content in files.items()}
-    return {"archive": buffer.getvalue(), "md5": md5}
+    archive, md5 = cifar_release(_pixels)
+    return {"archive": archive, "md5": md5}
 
 
 class _Host(ThreadingHTTPServer):

@@ -2,7 +2,6 @@
 both data paths the lesson can take (CIFAR-10 with the CPU recipe, the digits fallback), with the
 lesson's own code read from its source."""
 
-import ast
 import dataclasses
 import math
 from pathlib import Path
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers.lessons import lesson_functions
 
 from vit_lessons.data import ArrayDataset, DeviceLoader, load_digits
 from vit_lessons.settings import seed_everything
@@ -21,19 +21,7 @@ LESSON = Path(__file__).resolve().parents[1] / "notebooks" / "src" / "08_trainin
 
 def _lesson_functions() -> dict:
     """``lr_factor`` and ``train_steps`` exactly as lesson 08 defines them."""
-    # IPython magics (%pip) are not Python: make them `pass` before parsing
-    lines = [
-        line[: len(line) - len(line.lstrip())] + "pass" if line.lstrip().startswith(("%", "!")) else line
-        for line in LESSON.read_text().splitlines()
-    ]
-    tree = ast.parse("\n".join(lines))
-    wanted = [
-        node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name in {"lr_factor", "train_steps"}
-    ]
-    assert len(wanted) == 2, "lesson 08 no longer defines lr_factor and train_steps"
-    namespace = {"math": math, "torch": torch, "F": F}
-    exec(compile(ast.Module(body=wanted, type_ignores=[]), str(LESSON), "exec"), namespace)
-    return namespace
+    return lesson_functions("08_training_cifar10", {"lr_factor", "train_steps"}, {"math": math, "torch": torch, "F": F})
 
 
 def _fake_cifar(count: int = 96) -> ArrayDataset:

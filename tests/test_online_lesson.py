@@ -3,17 +3,15 @@ server standing in for it, reached through torchvision's real client), so the le
 and trains on it, not on the digits fallback."""
 
 import hashlib
-import io
 import json
 import os
-import pickle
-import tarfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.cifar_release import cifar_release
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -25,20 +23,7 @@ PER_BATCH = 200  # enough for the quick recipe's batches of 128
 
 def _release() -> tuple[bytes, dict]:
     rng = np.random.default_rng(0)
-    files = {
-        name: pickle.dumps({"data": rng.integers(0, 256, (PER_BATCH, 3072), dtype=np.uint8), "labels": [
-            i % 10 for i in range(PER_BATCH)]})
-        for name in BATCHES
-    }  # fmt: skip
-    classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-    files["batches.meta"] = pickle.dumps({"label_names": classes})
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, content in files.items():
-            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
-            info.size = len(content)
-            archive.addfile(info, io.BytesIO(content))
-    return buffer.getvalue(), {name: hashlib.md5(content).hexdigest() for name, content in files.items()}
+    return cifar_release(lambda batch: rng.integers(0, 256, (PER_BATCH, 3072), dtype=np.uint8))
 
 
 class _Handler(BaseHTTPRequestHandler):

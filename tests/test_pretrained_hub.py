@@ -473,18 +473,12 @@ def test_without_huggingface_hub_names_still_say_what_to_do(tmp_path, monkeypatc
 def test_lesson_12_hugging_face_side_by_side_runs_against_the_hub(env, hub, hf_vit):
     # The lesson's own function, read from its source: transformers' AutoImageProcessor and
     # ViTForImageClassification (eager attention, attention maps) beside our from_pretrained.
-    import ast
+    from helpers.lessons import lesson_functions
 
-    source = (Path(__file__).resolve().parents[1] / "notebooks" / "src" / "12_pretrained_and_transfer.py").read_text()
-    # IPython magics (%pip) are not Python: make them `pass`, keeping their indentation
-    lines = [
-        line[: len(line) - len(line.lstrip())] + "pass" if line.lstrip().startswith(("%", "!")) else line
-        for line in source.splitlines()
-    ]
-    tree = ast.parse("\n".join(lines))
-    [function] = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "hugging_face_side_by_side"]
-    namespace = {"torch": torch, "from_pretrained": from_pretrained}
-    exec(compile(ast.Module(body=[function], type_ignores=[]), "lesson12", "exec"), namespace)
+    names = {"hugging_face_side_by_side"}
+    namespace = lesson_functions(
+        "12_pretrained_and_transfer", names, {"torch": torch, "from_pretrained": from_pretrained}
+    )
     image = np.random.default_rng(0).integers(0, 256, (48, 40, 3), dtype=np.uint8)  # (H, W, C) photo
     result = namespace["hugging_face_side_by_side"](HF_REPO, image)
     assert result["max_logit_difference"] < 1e-4, result
