@@ -24,9 +24,13 @@
 #
 # **Prerequisites:** lessons 04–07 (attention, the encoder block, the ViT).
 #
-# **Run time:** 5 to 11 minutes in full mode on a 2-core CPU shared with other jobs (measured in
-# three runs, 1 torch thread; most of it training and benchmarking); GPU: not measured yet. Every time and speed below was measured by the run that saved this notebook, on the
-# hardware printed by the setup cell; yours will differ, the ratios less than the absolute figures.
+# **Run time:** 46 s in full mode on an Intel Xeon CPU with 2 cores (Intel(R) Xeon(R) Processor),
+# idle, the machine that saved these outputs; 10 s of it trained the digits ViT (printed below), and
+# `torch.compile` took 1.3 s because Inductor's on-disk cache held the kernels from an earlier run
+# (a first compile on a machine takes far longer). Quick mode (`VIT_LESSONS_QUICK=1`) skips `torch.compile`, trains
+# one epoch and benchmarks less: a few seconds. GPU: not measured yet. Every time and speed below was
+# measured by the run that saved this notebook, on the hardware printed by the setup cell; yours will
+# differ, the ratios less than the absolute figures.
 
 # %%
 # Colab only: install the course package from GitHub. Elsewhere this cell does nothing.
@@ -51,7 +55,6 @@ from vit_lessons.efficient import (
     bipartite_soft_matching,
     compile_benchmark,
     explicit_attention,
-    hardware_name,
     inference_benchmark,
     masked_attention,
     merge_weighted,
@@ -62,12 +65,12 @@ from vit_lessons.efficient import (
     token_schedule,
     tome_speedup,
 )
-from vit_lessons.settings import is_quick, pick_device, seed_everything
+from vit_lessons.settings import is_quick, pick_device, run_banner, seed_everything
 
 seed_everything(0)
 device = pick_device()
 QUICK = is_quick()
-print("device:", device, "|", hardware_name(device), "| torch", torch.__version__, "| quick mode:", QUICK)
+print(run_banner(device), "| torch", torch.__version__)
 
 # %% [markdown]
 # ## 1. Attention three ways
@@ -152,8 +155,8 @@ else:
         print(f"{key:17} {value:.4g}" if isinstance(value, float) else f"{key:17} {value}")
 
 # %% [markdown]
-# `break_even_calls` is how many calls the compile time takes to pay back (None: never, because the
-# compiled model was not faster here). The compile time also depends on Inductor's on-disk cache: the
+# `break_even_calls` is how many calls the compile time takes to pay back: about 1,300 here, where
+# the compiled model was 1.07x faster (None when the compiled model is not faster). The compile time also depends on Inductor's on-disk cache: the
 # first compile on a machine generates and builds the kernels, a later one finds them in the cache and
 # can be many times faster. `compile_seconds` above is this run's; it and the speed-up vary from run
 # to run.
@@ -268,7 +271,11 @@ plt.show()
 # %% [markdown]
 # This small model is cheap per token (64 dimensions), so fixed per-batch costs (the patch
 # embedding, the head, the matching itself) weigh more than in a large ViT: compare its speed-up
-# with ViT-S's below. Read the accuracy cost of each r from the table.
+# with ViT-S's below. The r = 0 row runs the merging code path without merging anything: its 0.80x
+# is that path's own cost at this tiny size plus timing scatter, so read the other rows against it.
+# Up to r = 8 the merged model was slower than the plain one; r = 12 (1.08x) and r = 16 (1.25x) were
+# faster. Read the accuracy cost of each r from the table: at most one point
+# here (55.9% at r = 0, 54.9% at r = 16).
 
 # %% [markdown]
 # ### Which patches were merged
@@ -349,7 +356,9 @@ print("tokens per block:", tome["tokens"])
 # Images/s in inference (random weights, `no_grad`), for ViT-Ti/16 and ViT-S/16 against
 # torchvision's ResNet-18 and ResNet-50 at 224 px; the CNNs run channels-last. On a CPU we also
 # run bf16 under `torch.autocast`; without native bf16 instructions (AVX-512 BF16 or AMX) it is
-# emulated and slower than fp32. On a GPU the table adds fp16 (and bf16 from compute capability 8.0).
+# emulated and slower than fp32. The CPU that saved these outputs has both (`avx512_bf16` and
+# `amx_bf16` in `/proc/cpuinfo`), and there bf16 ran faster than fp32 at batch 1. On a GPU the
+# table adds fp16 (and bf16 from compute capability 8.0).
 # The notebook uses batches 1 and 16 in fp32 and batch 1 in low precision (quick mode: batch 1,
 # fp32, two models); the command line
 # `python -m vit_lessons.efficient` runs batches 1 and 64 and saves the table as JSON
@@ -373,12 +382,14 @@ for row in table:
 #
 # - `F.scaled_dot_product_attention` dispatches to a fused kernel whose memory grows as N, not N²;
 #   the "efficient attention" of common tutorials (attention plus a mask) saves nothing.
-# - `torch.compile` costs a compile up front; it pays when a model runs many times with the same shapes.
+# - `torch.compile` costs a compile up front; it pays only when the compiled model is faster and runs
+#   many times with the same shapes (here it was 1.07x faster and paid back after about 1,300 calls).
 # - Token merging (`apply_token_merging(model, r)`) merges r tokens per block by bipartite soft
 #   matching, with size-weighted averages and proportional attention; no retraining, removable
 #   with `handle.remove()`. The tables above show how accuracy and images/s trade on this machine.
 # - Throughput comparisons only mean something for one machine, one batch size and one dtype:
-#   measure on yours (`python -m vit_lessons.efficient`).
+#   measure on yours (`python -m vit_lessons.efficient`), more than once: single measurements
+#   scatter.
 #
 # Numbers in this notebook: full mode, on the hardware printed by the setup cell.
 #
