@@ -238,7 +238,10 @@ plt.show()
 # %%
 def hugging_face_side_by_side(repo_id, image):
     """One image through transformers' classes and through ours, loaded from the same Hub repo."""
-    from transformers import AutoImageProcessor, ViTForImageClassification
+    try:
+        from transformers import AutoImageProcessor, ViTForImageClassification
+    except ImportError as error:  # an optional extra
+        raise ImportError('transformers is not installed (pip install "vit-lessons[hf]")') from error
 
     processor = AutoImageProcessor.from_pretrained(repo_id)
     hf_model = ViTForImageClassification.from_pretrained(repo_id, attn_implementation="eager").eval()
