@@ -194,8 +194,8 @@ print("same class token in every image:", all(torch.equal(sequence[b, 0], sequen
 
 # %% [markdown]
 # The class token is one of two common ways to get one vector per image. The other is to average
-# the patch tokens at the end (`global_pool="avg"` in `vit_lessons`, as in many later models);
-# lesson 07 compares them.
+# the patch tokens at the end (`global_pool="avg"` in `vit_lessons`, as in many later models). The
+# course's ViT uses the class token, as the paper does; lesson 08's CPU recipe averages instead.
 #
 # ## Parameters
 #

@@ -70,8 +70,10 @@ print("tokens:", tuple(tokens.shape), "(B, N, D)")
 #
 # One attention layer computes one weighted average per token: one notion of "relevant". With h
 # **heads**, each head gets its own queries, keys and values of size d = D/h, attends on its own,
-# and the h results are concatenated. Same parameter count, same cost, but h different ways to
-# mix tokens (one head can follow colour, another position, ...).
+# and the h results are concatenated. The same parameters and the same projection arithmetic, but h
+# different ways to mix tokens (one head can follow colour, another position, ...). What does grow
+# with h is the attention itself: h matrices of N × N weights instead of one, each computed,
+# softmaxed and (outside a fused kernel) stored, so its memory and softmax cost are h times larger.
 #
 # The split costs nothing: project to D features as before, then read them as h groups of d,
 # `(B, N, D) → (B, N, h, d)`, and move the head axis forward, `→ (B, h, N, d)`, so that each head
@@ -283,8 +285,9 @@ print("weights:", tuple(torch_weights.shape), torch.allclose(torch_weights, my_w
 # %% [markdown]
 # ## 9. Heads are free
 #
-# The heads split the same D × 3D projection; they add no parameters, and the arithmetic is the
-# same (h products of N×d by d×N instead of one of N×D by D×N).
+# The heads split the same D × 3D projection; they add no parameters, and the score products cost the
+# same multiply-adds (h products of N×d by d×N instead of one of N×D by D×N). They produce h score
+# matrices of N × N instead of one, though: h times the memory and softmax work of one head.
 
 # %% tags=["nbval-check-output"]
 for h in [1, 2, 4, 8, 16]:

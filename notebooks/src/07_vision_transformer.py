@@ -221,8 +221,10 @@ if timm is not None:
 #
 # Why count at all? Because the count tells you where the memory, the compute and the
 # over-fitting risk are. In the ImageNet models almost everything sits in the blocks, two thirds
-# of it in the MLPs; the embeddings and the head are a few percent. Shrinking a ViT therefore means
-# shrinking D (the count grows as D²) or L, not the patch size.
+# of it in the MLPs; the embeddings and the head are a few percent. Shrinking a ViT's *parameter
+# count* therefore means shrinking D (the count grows as D²) or L; the patch size barely changes it.
+# Compute and activation memory are another matter: they grow with the number of tokens
+# N = (H/P)², so ViT-B/32 (49 tokens) needs roughly a quarter of ViT-B/16's (196 tokens) work.
 
 # %%
 cifar_parts = params_by_part(128, 4, 2.0, 4, 32, 3, 10)
@@ -242,9 +244,12 @@ plt.show()
 # %% [markdown]
 # ## How big is the CIFAR-10 model?
 #
-# A widely shared tutorial builds this very configuration (img 32, patch 4, D 128, depth 4, 8
-# heads, MLP 256) and says it has "~2.5M parameters". It has 546,186: less than a quarter. The
-# breakdown shows where they are; `vit_lessons` names the model `vit_cifar_patch4_32`.
+# A widely shared tutorial builds this configuration (img 32, patch 4, D 128, depth 4, 8 heads,
+# MLP 256) and says it has "~2.5M parameters". A standard ViT of that shape has 546,186 (printed
+# below), less than a quarter of that. The tutorial's own code has fewer still, 352,138 by a count of
+# its layers, because its heads share one small d × d projection instead of a D × D one; its
+# default configuration (patch 8, D 256, depth 6, MLP 512) has 2,056,970. The breakdown below shows
+# where a standard model's parameters are; `vit_lessons` names the model `vit_cifar_patch4_32`.
 
 # %% tags=["nbval-check-output"]
 for part, value in cifar_parts.items():
@@ -357,4 +362,6 @@ ex.check(my_count_parameters)
 # - The CIFAR-10 model has 546,186 parameters, not ~2.5M.
 # - With timm's names, timm's weights load strictly and give the same logits.
 #
-# **Next:** lesson 08 trains this model on CIFAR-10.
+# **Next:** lesson 08 trains on CIFAR-10. On a CPU it uses the `cifar10-cpu` recipe, a hybrid of
+# this model (a convolutional stem in place of the linear patch embedding, 2 blocks, average
+# pooling) that fits a 10-minute budget; the lesson says what the hybrid changes.
