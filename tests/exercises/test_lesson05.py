@@ -202,3 +202,16 @@ ZOO = {"05.multi_head_attention": MULTI_HEAD_ATTENTION_BUGS, "05.parameter_count
 def test_parameter_count_as_a_tensor_is_incorrect():
     count = get_exercise("05.parameter_count").grade(lambda dim, num_heads, qkv_bias=True: torch.tensor(4 * dim * dim))
     assert count.status == "incorrect"
+
+
+@pytest.mark.parametrize("number_type", [float, "numpy", "tensor"])
+def test_a_right_parameter_count_in_any_number_type_is_correct(number_type):
+    import numpy as np
+
+    from vit_lessons.exercises.lesson05 import attention_parameter_count
+
+    convert = {"numpy": np.int64, "tensor": torch.tensor}.get(number_type, number_type)
+    result = get_exercise("05.parameter_count").grade(
+        lambda *args, **kwargs: convert(attention_parameter_count(*args, **kwargs))
+    )
+    assert result.status == "correct", result.message

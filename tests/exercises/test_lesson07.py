@@ -64,10 +64,6 @@ def forgets_class_token(*args):
     return _count(*args, cls=0)
 
 
-def returns_float(*args):
-    return float(_count(*args))
-
-
 def head_counted_when_no_classes(embed_dim, depth, mlp_ratio, patch_size, img_size, in_chans, num_classes):
     extra = embed_dim if num_classes == 0 else 0  # a D→0 "head" with D biases? no: a made-up term
     return _count(embed_dim, depth, mlp_ratio, patch_size, img_size, in_chans, num_classes) + extra
@@ -95,7 +91,6 @@ ZOO = {
         _bug(hidden=four_times_embed_dim): "not a fixed 4·embed_dim",
         _bug(head_bias=False): "num_classes biases",
         forgets_class_token: "2·D short.*the class token",
-        returns_float: "return an int",
         head_counted_when_no_classes: r"num_classes=0 you counted",
         off_by_one_somewhere: r"off by \+1",
     }
@@ -105,3 +100,18 @@ ZOO = {
 def test_written_out_count_is_correct(ex):
     # The test's own term-by-term count (no mistakes switched on) is independent of the reference.
     assert ex.grade(_count).status == "correct"
+
+
+@pytest.mark.parametrize("number_type", [int, float, "numpy", "tensor"])
+def test_a_right_count_in_any_number_type_is_correct(ex, number_type):
+    # A student's formula may divide (a float), use NumPy or torch: the count is what is graded.
+    import numpy as np
+    import torch
+
+    convert = {"numpy": np.int64, "tensor": torch.tensor}.get(number_type, number_type)
+    assert ex.grade(lambda *args: convert(_count(*args))).status == "correct"
+
+
+def test_a_fractional_count_is_incorrect(ex):
+    result = ex.grade(lambda *args: _count(*args) + 0.5)
+    assert result.status == "incorrect" and "whole number" in result.message

@@ -4,12 +4,14 @@ student can act on."""
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import nn
 
 __all__ = [
     "Incorrect",
+    "as_count",
     "expect_tensor",
     "expect_close",
     "copy_weights",
@@ -21,6 +23,20 @@ __all__ = [
 
 class Incorrect(Exception):
     """Raised by a grader: the candidate is wrong, and the message says how."""
+
+
+def as_count(answer, what: str = "the count") -> int:
+    """A whole number from any of the types a correct answer may come in: int, a NumPy integer, a whole
+    float (``D * D / 1``), a one-element tensor. Anything else is :class:`Incorrect`, saying why."""
+    if isinstance(answer, torch.Tensor) and answer.numel() == 1:
+        answer = answer.item()
+    if isinstance(answer, bool) or not isinstance(answer, numbers.Real):
+        raise Incorrect(f"return {what} as a number (an int), got {type(answer).__name__} ({answer!r}).")
+    if isinstance(answer, numbers.Integral):
+        return int(answer)
+    if not math.isfinite(answer) or answer != int(answer):
+        raise Incorrect(f"{what} must be a whole number, got {answer!r}; a parameter count has no fractions.")
+    return int(answer)
 
 
 def expect_tensor(value, what: str, shape: tuple | None = None) -> torch.Tensor:

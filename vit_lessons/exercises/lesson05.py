@@ -15,7 +15,7 @@ from torch import nn
 
 from ..attention import MultiHeadSelfAttention
 from . import Exercise, register
-from .grading import Incorrect, compare_token_outputs, module_with_reference_weights, randomize_parameters
+from .grading import Incorrect, as_count, compare_token_outputs, module_with_reference_weights, randomize_parameters
 
 __all__ = ["MultiHeadAttention", "attention_parameter_count", "randomize_parameters", "grade_multi_head_attention"]
 
@@ -186,11 +186,7 @@ def attention_parameter_count(dim, num_heads, qkv_bias=True):
 def grade_parameter_count(candidate) -> None:
     for dim, num_heads, qkv_bias in [(768, 12, True), (192, 3, True), (128, 8, False), (24, 1, True), (24, 24, False)]:
         expected = sum(p.numel() for p in MultiHeadSelfAttention(dim, num_heads, qkv_bias=qkv_bias).parameters())
-        answer = candidate(dim, num_heads, qkv_bias=qkv_bias)
-        if isinstance(answer, torch.Tensor) and answer.numel() == 1:
-            answer = answer.item()
-        if isinstance(answer, bool) or not isinstance(answer, (int, float)) or answer != int(answer):
-            raise Incorrect(f"return a whole number of parameters, got {answer!r}.")
+        answer = as_count(candidate(dim, num_heads, qkv_bias=qkv_bias), "the number of parameters")
         if answer != expected:
             no_bias = expected - (3 * dim if qkv_bias else 0) - dim
             head_dim = dim // num_heads

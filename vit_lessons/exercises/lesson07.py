@@ -7,7 +7,7 @@ import torch
 
 from ..vit import VisionTransformer
 from . import Exercise, register
-from .grading import Incorrect
+from .grading import Incorrect, as_count
 
 
 def count_parameters(embed_dim, depth, mlp_ratio, patch_size, img_size, in_chans, num_classes):
@@ -76,15 +76,7 @@ def _usual_mistakes(c: dict, right: int) -> dict[str, int]:
 def grade_count_parameters(candidate) -> None:
     answers = []
     for config in _CONFIGS:
-        answer = candidate(*(config[name] for name in _NAMES))
-        if isinstance(answer, torch.Tensor) and answer.numel() == 1:
-            answer = answer.item()
-        if isinstance(answer, bool) or not isinstance(answer, int):
-            raise Incorrect(
-                f"return an int (a count), got {type(answer).__name__} ({answer!r}); "
-                "int(...) a float if your formula divides"
-            )
-        answers.append(answer)
+        answers.append(as_count(candidate(*(config[name] for name in _NAMES)), "the parameter count"))
     expected = [_reference(config) for config in _CONFIGS]
     if answers == expected:
         return
