@@ -166,3 +166,13 @@ ZOO = {"04.attention": ATTENTION_BUGS, "04.padding_mask": PADDING_MASK_BUGS}
 
 def test_padding_mask_written_out_is_correct():
     assert get_exercise("04.padding_mask").grade(pm_reference_like).status == "correct"
+
+
+def test_exact_values_computed_in_float64_are_correct():
+    # A student who computes in double precision is right; the grader compares values, not dtypes.
+    from vit_lessons.exercises.lesson04 import attention
+
+    def in_float64(q, k, v, mask=None):
+        return attention(q.double(), k.double(), v.double(), mask)
+
+    assert get_exercise("04.attention").grade(in_float64).status == "correct"

@@ -97,3 +97,12 @@ def test_reference_equals_timm():
     for grid in [(24, 24), (8, 8), (6, 10)]:
         expected = timm_pos.resample_abs_pos_embed(pos_embed, list(grid), num_prefix_tokens=1)
         torch.testing.assert_close(namespace["mine"](pos_embed, grid, 1), expected, atol=1e-5, rtol=0)
+
+
+def test_exact_values_computed_in_float64_are_correct():
+    from vit_lessons.position import resample_position_embedding
+
+    def in_float64(pos_embed, new_grid, num_prefix_tokens=1):
+        return resample_position_embedding(pos_embed.double(), new_grid, num_prefix_tokens=num_prefix_tokens)
+
+    assert get_exercise("12.resample_position_embedding").grade(in_float64).status == "correct"

@@ -12,6 +12,7 @@ from torch import nn
 __all__ = [
     "Incorrect",
     "as_count",
+    "as_float32",
     "expect_tensor",
     "expect_close",
     "copy_weights",
@@ -37,6 +38,14 @@ def as_count(answer, what: str = "the count") -> int:
     if not math.isfinite(answer) or answer != int(answer):
         raise Incorrect(f"{what} must be a whole number, got {answer!r}; a parameter count has no fractions.")
     return int(answer)
+
+
+def as_float32(value):
+    """A floating-point tensor in the references' dtype: an answer computed in float64 (or bf16) is
+    compared by value, not rejected for its dtype. Anything else is returned as it is."""
+    if isinstance(value, torch.Tensor) and value.is_floating_point() and value.dtype != torch.float32:
+        return value.float()
+    return value
 
 
 def expect_tensor(value, what: str, shape: tuple | None = None) -> torch.Tensor:

@@ -9,7 +9,7 @@ import torch
 
 from ..attention import scaled_dot_product_attention
 from . import Exercise, register
-from .grading import Incorrect, expect_close, expect_tensor
+from .grading import Incorrect, as_float32, expect_close, expect_tensor
 
 
 def attention(q, k, v, mask=None):
@@ -33,7 +33,7 @@ def _call(candidate, q, k, v, mask=None):
             f"return a pair (out, weights); got {type(result).__name__}. "
             "The weights are the softmax matrix, the output is weights @ v."
         )
-    return result
+    return tuple(as_float32(part) for part in result)
 
 
 def _diagnose_weights(weights, q, k, mask, v=None) -> str:

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from ..position import resample_position_embedding
 from . import Exercise, register
-from .grading import Incorrect, expect_tensor
+from .grading import Incorrect, as_float32, expect_tensor
 
 
 def resample(pos_embed, new_grid, num_prefix_tokens=1):
@@ -111,7 +111,7 @@ def grade_resample(candidate) -> None:
         expected = resample_position_embedding(pos_embed, new_grid, num_prefix_tokens=prefix)
         what = f"the result for a {side}x{side} grid resampled to {new_grid[0]}x{new_grid[1]}"
         what += f" with {prefix} prefix token(s)"
-        answer = expect_tensor(answer, what).detach()
+        answer = as_float32(expect_tensor(answer, what).detach())
         rows, cols = new_grid
         if answer.shape[1] == rows * cols and prefix > 0:
             raise Incorrect(
