@@ -216,7 +216,7 @@ small = dataclasses.replace(config, model_kwargs={**config.model_kwargs, "depth"
 seed_everything(0)
 mine = train_steps(build_model(small), DeviceLoader(train_set, 32, train=True), small, steps=3)
 
-# %%
+# %% tags=["nbval-check-output"]
 seed_everything(0)
 steps_per_epoch = len(DeviceLoader(train_set, 32, train=True))
 reference = Trainer(build_model(small), small, resolve_precision("fp32", "cpu"), "cpu", steps_per_epoch)

@@ -23,8 +23,8 @@
 #
 # **Prerequisites:** lessons 03 (position embeddings), 07 (the full model) and 08 (training).
 #
-# **Run time:** 19 s in full mode on an Intel Xeon CPU with 2 cores (Intel(R) Xeon(R) Processor),
-# idle, the machine that saved these outputs; the three transfer-learning runs took about 6 s of it
+# **Run time:** 13 s in full mode on an Intel Xeon CPU with 2 cores (Intel(R) Xeon(R) Processor),
+# idle, the machine that saved these outputs; the three transfer-learning runs took about 4 s of it
 # (printed below). Quick mode (`VIT_LESSONS_QUICK=1`, used by CI) skips the comparisons with timm
 # and with a small Hugging Face model and the timing, trains one epoch on a smaller folder, and
 # takes a few seconds. GPU: not measured yet.
@@ -221,7 +221,7 @@ plt.show()
 # %% [markdown]
 # With pretrained weights the top class of each photo is its content (a tabby cat, an espresso,
 # ...). A random network spreads its probability almost evenly over the 1000 classes, about 0.001
-# each: that is what the saved run shows (its title says RANDOM): no class gets more than 0.003, so
+# each: that is what the saved run shows (its title says RANDOM): no class gets as much as 0.005, so
 # the top three print as 0.00.
 
 # %% [markdown]
@@ -478,8 +478,8 @@ plt.show()
 # easy (photos and digits differ in colour alone, and each photo class is crops of a single photo),
 # so these numbers measure the training loop, not transfer. The times compare fairly either way:
 # the linear probe runs the whole forward pass but trains only the head, and took 0.5 s against
-# 1.5 s for the full fine-tune; the layer-wise decay run trains the same weights as the full
-# fine-tune and took 4.2 s here. Run the lesson online and on your own folder to see what
+# 1.6 s for the full fine-tune; the layer-wise decay run trains the same weights as the full
+# fine-tune and took as long (1.6 s) here. Run the lesson online and on your own folder to see what
 # pretraining adds.
 
 # %% [markdown]
