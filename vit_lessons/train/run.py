@@ -452,8 +452,8 @@ def _clock(trainer: Trainer, loaders, test_images: int, stopwatch: _Stopwatch, d
     if config.time_budget is None:
         return NoBudget()
     final_images = test_images * (2 if config.tta_flip else 1)
-    clock = TimeBudget(config.time_budget, stopwatch.start, done.wall, trainer.time_progress, final_images)
-    clock.dist = trainer.dist
+    used, progress = done.wall, trainer.time_progress
+    clock = TimeBudget(config.time_budget, stopwatch.start, used, progress, final_images, trainer.dist)
     clock.probe(trainer.eval_model, next(iter(loaders[1]))[0], trainer.autocast())
     return clock
 
