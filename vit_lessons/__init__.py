@@ -16,6 +16,7 @@ from torch import nn
 
 from .attention import MultiHeadSelfAttention, scaled_dot_product_attention
 from .blocks import DropPath, EncoderBlock, Mlp
+from .cnn import CNN_MODELS
 from .deit import MODEL_REGISTRY as DEIT_MODELS
 from .patches import PatchEmbedding, patchify, unpatchify
 from .position import (
@@ -52,11 +53,13 @@ __all__ = [
     "seed_everything",
 ]
 
-# name -> (model class, default keyword arguments): the plain ViTs, DeiT (lesson 10) and Swin (lesson 11).
+# name -> (model class, default keyword arguments): the plain ViTs, DeiT (lesson 10), Swin (lesson 11) and
+# the compact ResNet that is DeiT's teacher.
 _REGISTRY: dict[str, tuple[type[nn.Module], dict]] = {
     **{name: (VisionTransformer, config) for name, config in MODEL_CONFIGS.items()},
     **DEIT_MODELS,
     **SWIN_MODELS,
+    **CNN_MODELS,
 }
 
 

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .cnn import resnet18_cifar
 from .position import learned_position_embedding
 from .timing import time_call
 from .vit import VisionTransformer, _init_weights
@@ -231,18 +232,6 @@ class DistillationLoss(nn.Module):
 
 
 # -- the teacher --------------------------------------------------------------------------------
-def resnet18_cifar(num_classes: int = 10) -> nn.Module:
-    """torchvision's ResNet-18 with a CIFAR stem: a 3×3 stride-1 first convolution, no max-pool,
-    so a 32×32 image keeps a 32×32 map in the first stage (the ImageNet stem would shrink it to 8×8)."""
-    from torchvision.models import resnet18
-
-    model = resnet18(num_classes=num_classes)
-    model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
-    model.maxpool = nn.Identity()
-    model.num_classes = num_classes
-    return model
-
-
 TEACHER_BUILDERS = {"resnet18_cifar": resnet18_cifar}
 
 

@@ -299,7 +299,8 @@ def tome_speedup(
 
     The default model is ViT-S/16 at ``img_size`` with random weights (throughput needs no training).
     Rounds alternate r=0 and r to spread background load evenly; ``ratio`` is the median of the
-    per-round ratios.
+    per-round ``ratios``. With ``r=0`` the unmerged model is timed against itself (the spread of
+    ``ratios`` is then the measurement's noise).
     """
     if model is None:
         model = VisionTransformer(**{**MODEL_CONFIGS["vit_small_patch16_224"], "img_size": img_size})
@@ -307,8 +308,11 @@ def tome_speedup(
     base_rates, merged_rates, ratios = [], [], []
     for _ in range(rounds):
         base = throughput(model, batch_size, img_size, device, repeats=repeats)
-        with apply_token_merging(model, r):
+        if r == 0:
             merged = throughput(model, batch_size, img_size, device, repeats=repeats)
+        else:
+            with apply_token_merging(model, r):
+                merged = throughput(model, batch_size, img_size, device, repeats=repeats)
         base_rates.append(base)
         merged_rates.append(merged)
         ratios.append(merged / base)
@@ -320,6 +324,7 @@ def tome_speedup(
         images_per_s_r0=statistics.median(base_rates),
         images_per_s_merged=statistics.median(merged_rates),
         ratio=statistics.median(ratios),
+        ratios=ratios,  # one per round: their spread is the measurement's noise
         tokens=token_schedule(num_tokens, r, depth, model.num_prefix_tokens),
         hardware=hardware_name(device),
     )

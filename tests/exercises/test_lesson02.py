@@ -101,6 +101,41 @@ class WithClassToken(_Base):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
 
 
+class Seed001PatchEmbedding(nn.Module):
+    """Seed 001's PatchEmbedding with the exercise's signature: Tensor.unfold, then permute(0, 2, 3, 4, 1),
+    which flattens each patch as (row, column, channel), an nn.Linear named projection, and the class token
+    and positions (torch.randn) inside."""
+
+    def __init__(self, img_size, patch_size, in_chans, embed_dim):
+        super().__init__()
+        self.patch_size = patch_size
+        self.embed_size = embed_dim
+        num_patches = (img_size // patch_size) ** 2
+        patch_dim = in_chans * patch_size**2
+        self.projection = nn.Linear(patch_dim, embed_dim)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, embed_dim))
+        self.position_embeddings = nn.Parameter(torch.randn(1, num_patches + 1, embed_dim))
+        self.dropout = nn.Dropout(0.1)
+
+    def forward(self, x):
+        B, C, H, W = x.shape
+        assert H % self.patch_size == 0 and W % self.patch_size == 0, "Image dimensions must be divisible by patch size"
+        x = x.unfold(2, self.patch_size, self.patch_size).unfold(3, self.patch_size, self.patch_size)
+        x = x.reshape(B, C, -1, self.patch_size, self.patch_size)
+        x = x.permute(0, 2, 3, 4, 1).reshape(B, -1, C * self.patch_size**2)
+        x = self.projection(x)  # (B, N, D)
+        cls_tokens = self.cls_token.expand(B, -1, -1)
+        x = torch.cat((cls_tokens, x), dim=1)  # (B, N+1, D)
+        x += self.position_embeddings
+        x = self.dropout(x)
+        return x
+
+
+class ForwardNotWritten(_Base):
+    def forward(self, images):
+        raise NotImplementedError  # your code here
+
+
 PATCH_EMBEDDING_BUGS = {
     NoTranspose: r"\(B, D, N\): the transpose is missing",
     NoFlatten: r"\(B, D, H/P, W/P\)",
@@ -114,6 +149,8 @@ PATCH_EMBEDDING_BUGS = {
     SquareOnly: r"non-square.*raised TypeError",
     RgbOnly: "in_chans=1",
     WithClassToken: r"unexpected parameters \['cls_token'\]",
+    Seed001PatchEmbedding: r"flattens each patch as \(row, column, channel\).*not the map a Conv2d computes",
+    ForwardNotWritten: r"unimplemented branch.*of forward",
 }
 
 
@@ -124,6 +161,22 @@ def test_instance_instead_of_class(ex):
 
 def test_minimal_correct_class_passes(ex):
     assert ex.grade(_Base).correct, ex.grade(_Base)
+
+
+class WithBuffer(_Base):
+    def __init__(self, img_size, patch_size, in_chans, embed_dim):
+        super().__init__(img_size, patch_size, in_chans, embed_dim)
+        self.register_buffer("patch_size", torch.tensor(patch_size))  # saved in the state dict
+
+
+def test_an_extra_buffer_is_accepted(ex):
+    # 05 and 06 accept buffers too: a buffer is not a parameter the reference weights must fill.
+    assert ex.grade(WithBuffer).correct, ex.grade(WithBuffer)
+
+
+def test_a_linear_on_patches_in_conv_order_is_told_it_computes_the_same_map(ex):
+    result = ex.grade(LinearProjection)
+    assert result.status == "incorrect" and "It computes the same map" in result.message, result
 
 
 def test_reference_solution_brings_its_own_imports(ex):
@@ -151,6 +204,15 @@ def detached(tokens, cls_token):
     return torch.cat([cls_token.data.expand(tokens.shape[0], -1, -1), tokens], dim=1)
 
 
+def detached_tokens(tokens, cls_token):
+    return torch.cat([cls_token.expand(tokens.shape[0], -1, -1), tokens.detach()], dim=1)
+
+
+def changes_tokens_in_place(tokens, cls_token):
+    tokens.add_(1.0)
+    return torch.cat([cls_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
+
+
 def replaces_first(tokens, cls_token):
     out = tokens.clone()
     out[:, 0] = cls_token[:, 0]
@@ -162,6 +224,8 @@ CLASS_TOKEN_BUGS = {
     feature_axis: "feature axis",
     no_expand: r"expand the \(1, 1, D\) token",
     detached: "no gradient reaches cls_token",
+    detached_tokens: "no gradient reaches the patch tokens",
+    changes_tokens_in_place: "changed tokens or cls_token in place",
     replaces_first: r"expected \(B, N \+ 1, D\)",
 }
 

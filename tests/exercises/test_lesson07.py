@@ -77,6 +77,25 @@ def four_times_embed_dim(D):
     return 4 * D
 
 
+def untruncated_hidden(embed_dim, depth, mlp_ratio, patch_size, img_size, in_chans, num_classes):
+    # h = D * mlp_ratio left a float: a fractional count, or a whole one that is off, depending on the config
+    return _count(
+        embed_dim, depth, mlp_ratio, patch_size, img_size, in_chans, num_classes, hidden=lambda D: D * mlp_ratio
+    )
+
+
+def rounded_hidden(embed_dim, depth, mlp_ratio, patch_size, img_size, in_chans, num_classes):
+    return _count(
+        embed_dim, depth, mlp_ratio, patch_size, img_size, in_chans, num_classes, hidden=lambda D: round(D * mlp_ratio)
+    )
+
+
+def forgotten_no_head_branch(embed_dim, depth, mlp_ratio, patch_size, img_size, in_chans, num_classes):
+    if num_classes == 0:
+        raise NotImplementedError("no head: count later")
+    return _count(embed_dim, depth, mlp_ratio, patch_size, img_size, in_chans, num_classes)
+
+
 ZOO = {
     "07.count_parameters": {
         _bug(pos=False): "forgot the position embedding",
@@ -93,6 +112,9 @@ ZOO = {
         forgets_class_token: "2·D short.*the class token",
         head_counted_when_no_classes: r"num_classes=0 you counted",
         off_by_one_somewhere: r"off by \+1",
+        untruncated_hidden: r"int\(embed_dim \* mlp_ratio\), truncated.*not 72\.6",
+        rounded_hidden: r"int\(embed_dim \* mlp_ratio\), truncated.*not round",
+        forgotten_no_head_branch: r"unimplemented branch.*no head: count later",
     }
 }
 

@@ -89,6 +89,108 @@ def test_stub_and_empty_answers_are_not_attempted(exercise_id):
         assert exercise.grade(answer).status == "not_attempted", answer
 
 
+def _stub_with_docstring(solution):
+    """A stub with a docstring, a comment and ``pass``: still untouched."""
+    if inspect.isclass(solution):
+
+        class Stub(nn.Module):
+            """Fill me in."""
+
+            def __init__(self, *args, **kwargs):
+                """Build the layers."""
+                super().__init__()
+                # your code here
+                raise NotImplementedError("your code here")
+
+            def forward(self, *args):
+                pass
+                raise NotImplementedError
+
+        return Stub
+
+    def stub(*args, **kwargs):
+        """Fill me in."""
+        # your code here
+        raise NotImplementedError()
+
+    return stub
+
+
+def _partly_written(solution):
+    """An answer with some code written that still reaches a ``raise NotImplementedError`` (a forgotten branch)."""
+    if inspect.isclass(solution):
+
+        class Partial(nn.Module):
+            def __init__(self, *args, **kwargs):
+                super().__init__()
+                self.written = nn.Identity()
+                if args or kwargs or not args:
+                    raise NotImplementedError  # the rest, for later
+
+        return Partial
+
+    def partial(*args, **kwargs):
+        written = len(args) + len(kwargs)
+        if written >= 0:
+            raise NotImplementedError  # the rest, for later
+        return written
+
+    return partial
+
+
+def _without_source(answer_source: str, name: str):
+    """Define ``name`` from source that inspect cannot find again (as with code exec'd from a string)."""
+    namespace = {"nn": nn}
+    exec(compile(answer_source, "<no source>", "exec"), namespace)
+    return namespace[name]
+
+
+@pytest.mark.parametrize("exercise_id", EXERCISES)
+def test_a_stub_with_docstring_and_comments_is_not_attempted(exercise_id):
+    result = get_exercise(exercise_id).grade(_stub_with_docstring(get_exercise(exercise_id).solution_obj))
+    assert result.status == "not_attempted", result
+
+
+@pytest.mark.parametrize("exercise_id", EXERCISES)
+def test_a_partly_written_answer_that_reaches_not_implemented_is_incorrect(exercise_id):
+    result = get_exercise(exercise_id).grade(_partly_written(get_exercise(exercise_id).solution_obj))
+    assert result.status == "incorrect", result
+    assert "unimplemented branch" in result.message and "the rest, for later" in result.message, result
+
+
+def test_without_source_a_not_implemented_error_counts_as_not_attempted():
+    # The fallback when inspect cannot read the answer's source: the stub or not, it is "not attempted".
+    partial = _without_source(
+        "def partial(q, k, v, mask=None):\n    q = q + 0\n    raise NotImplementedError\n", "partial"
+    )
+    assert get_exercise("04.attention").grade(partial).status == "not_attempted"
+    stub_class = _without_source(
+        "class Stub(nn.Module):\n    def __init__(self, *args, **kwargs):\n        super().__init__()\n"
+        "        raise NotImplementedError\n",
+        "Stub",
+    )
+    assert get_exercise("06.encoder_block").grade(stub_class).status == "not_attempted"
+
+
+def test_a_class_that_defines_no_forward_is_incorrect():
+    # torch raises NotImplementedError for a missing forward: that is not the untouched stub.
+    class NoForward(nn.Module):
+        def __init__(self, dim, num_heads, mlp_ratio=4.0):
+            super().__init__()
+            from vit_lessons.blocks import EncoderBlock
+
+            reference = EncoderBlock(dim, num_heads, mlp_ratio)
+            self.norm1, self.attn, self.norm2, self.mlp = (
+                reference.norm1,
+                reference.attn,
+                reference.norm2,
+                reference.mlp,
+            )
+
+    result = get_exercise("06.encoder_block").grade(NoForward)
+    assert result.status == "incorrect" and 'missing the required "forward" function' in result.message, result
+
+
 @pytest.mark.filterwarnings("ignore:reduction")  # 10.distillation_loss's mean_reduction bug makes torch warn
 @pytest.mark.parametrize("exercise_id, bug, message", ZOO_CASES)
 def test_each_zoo_bug_is_rejected_with_its_message(exercise_id, bug, message):

@@ -62,6 +62,35 @@ class ArrayDataset:
             {**self.info, "per_class": per_class},
         )
 
+    def select_classes(self, names) -> ArrayDataset:
+        """Only the images of the classes ``names``, relabelled 0..k-1 in the order given.
+
+        ``cifar.select_classes(["cat", "dog"])`` is a 2-class set with cat = 0, dog = 1. The
+        normalisation ``mean``/``std`` stay those of the whole dataset.
+        """
+        if names is None:
+            return self
+        names = list(names)
+        unknown = [name for name in names if name not in self.classes]
+        if unknown or not names or len(set(names)) != len(names):
+            raise ValueError(
+                f"classes must be distinct names from {list(self.classes)}, got {names!r}"
+                + (f" (unknown: {unknown})" if unknown else "")
+            )
+        old = [self.classes.index(name) for name in names]
+        keep = np.flatnonzero(np.isin(self.labels, old))
+        relabel = np.full(len(self.classes), -1, dtype=np.int64)
+        relabel[old] = np.arange(len(old))
+        return ArrayDataset(
+            self.images[keep],
+            relabel[self.labels[keep]],
+            tuple(names),
+            self.mean,
+            self.std,
+            self.source,
+            {**self.info, "classes": names},
+        )
+
 
 # -- normalisation and augmentation (device side) ------------------------------------------------
 def normalize(images: torch.Tensor, mean, std) -> torch.Tensor:

@@ -23,7 +23,7 @@ import textwrap
 from dataclasses import dataclass
 from typing import Callable
 
-from .grading import Incorrect
+from .grading import Incorrect, unimplemented_branch_message
 
 __all__ = ["Exercise", "GradeResult", "Incorrect", "get_exercise", "list_exercises", "register", "STATUS_TEXT"]
 
@@ -66,7 +66,10 @@ class Exercise:
             return GradeResult(self.id, "not_attempted", "Nothing to check yet: fill in the stub above.")
         try:
             self.grader(candidate)
-        except NotImplementedError:
+        except NotImplementedError as error:  # the untouched stub, or a partly written answer's missing branch
+            message = unimplemented_branch_message(candidate, error)
+            if message is not None:
+                return GradeResult(self.id, "incorrect", message)
             return GradeResult(
                 self.id, "not_attempted", "The stub still raises NotImplementedError: replace it with your code."
             )

@@ -3,8 +3,15 @@ student can act on."""
 
 from __future__ import annotations
 
+import ast
+import inspect
+import linecache
 import math
 import numbers
+import os
+import sysconfig
+import textwrap
+import types
 
 import torch
 from torch import nn
@@ -19,6 +26,8 @@ __all__ = [
     "randomize_parameters",
     "module_with_reference_weights",
     "compare_token_outputs",
+    "is_untouched_stub",
+    "unimplemented_branch_message",
 ]
 
 
@@ -73,11 +82,13 @@ def expect_close(
 
 
 def copy_weights(source: torch.nn.Module, target: torch.nn.Module, what: str) -> None:
-    """Load ``source``'s state dict into ``target``, explaining missing or extra parameter names."""
+    """Load ``source``'s state dict into ``target``, explaining missing or extra parameter names. Extra
+    buffers in ``target`` are fine (as in :func:`module_with_reference_weights`): they are not weights."""
     src = source.state_dict()
     dst = target.state_dict()
+    target_buffers = {name for name, _ in target.named_buffers()}
     missing = sorted(set(src) - set(dst))
-    extra = sorted(set(dst) - set(src))
+    extra = sorted(set(dst) - set(src) - target_buffers)
     if missing or extra:
         parts = []
         if missing:
@@ -90,7 +101,7 @@ def copy_weights(source: torch.nn.Module, target: torch.nn.Module, what: str) ->
             raise Incorrect(
                 f"{what}: parameter {key} has shape {tuple(dst[key].shape)}, expected {tuple(value.shape)}."
             )
-    target.load_state_dict(src)
+    target.load_state_dict(src, strict=False)  # names checked above; the target's extra buffers stay as they are
 
 
 def compare_token_outputs(
@@ -147,3 +158,144 @@ def module_with_reference_weights(
     module.eval()
     reference.eval()
     return module
+
+
+# -- NotImplementedError: the untouched stub, or a branch not written yet ------------------------------------
+
+
+def _is_not_implemented(node: ast.expr | None) -> bool:
+    """``NotImplementedError`` or ``NotImplementedError(...)`` (also ``builtins.NotImplementedError``)."""
+    if isinstance(node, ast.Call):
+        node = node.func
+    return (isinstance(node, ast.Name) and node.id == "NotImplementedError") or (
+        isinstance(node, ast.Attribute) and node.attr == "NotImplementedError"
+    )
+
+
+def _is_super_init(statement: ast.stmt) -> bool:
+    call = statement.value if isinstance(statement, ast.Expr) else None
+    return (
+        isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Attribute)
+        and call.func.attr == "__init__"
+        and isinstance(call.func.value, ast.Call)
+        and isinstance(call.func.value.func, ast.Name)
+        and call.func.value.func.id == "super"
+    )
+
+
+def _function_is_stub(function) -> bool | None:
+    """Whether the body of ``function`` is only ``raise NotImplementedError``, with at most a docstring, other
+    constants, ``pass`` and ``super().__init__()`` around it (comments are invisible). None: no source."""
+    try:
+        source = textwrap.dedent(inspect.getsource(function))
+        tree = ast.parse(source)
+    except (OSError, TypeError, SyntaxError, IndentationError):  # no file (exec'd code), or a partial snippet
+        return None
+    definition = tree.body[0] if tree.body else None
+    if not isinstance(definition, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return False  # a lambda (which cannot raise by itself) or something unexpected
+    raises = False
+    for statement in definition.body:
+        if isinstance(statement, ast.Raise) and _is_not_implemented(statement.exc):
+            raises = True
+        elif not (
+            isinstance(statement, ast.Pass)
+            or (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant))
+            or _is_super_init(statement)
+        ):
+            return False
+    return raises
+
+
+def _user_classes(candidate: type) -> list[type]:
+    """``candidate`` and the bases it inherits code from that are not torch's or Python's own."""
+    return [c for c in candidate.__mro__ if c.__module__.split(".")[0] not in ("builtins", "torch")]
+
+
+def _own_functions(candidate) -> list:
+    """The Python functions an answer consists of: the function itself, or the methods its class (and its
+    bases other than torch's) define."""
+    if isinstance(candidate, type):
+        functions = []
+        for owner in _user_classes(candidate):
+            for value in vars(owner).values():
+                if isinstance(value, (staticmethod, classmethod)):
+                    value = value.__func__
+                elif isinstance(value, property):
+                    functions.extend(f for f in (value.fget, value.fset, value.fdel) if f is not None)
+                    continue
+                if isinstance(value, types.FunctionType):
+                    functions.append(value)
+        return functions
+    function = inspect.unwrap(candidate) if callable(candidate) else None
+    if isinstance(function, types.MethodType):
+        function = function.__func__
+    return [function] if isinstance(function, types.FunctionType) else []
+
+
+def is_untouched_stub(candidate) -> bool | None:
+    """Whether ``candidate`` is still the exercise's stub: a function whose body is only ``raise
+    NotImplementedError`` (perhaps with a docstring, comments or ``pass``), or a class whose every method is
+    (``super().__init__()`` allowed). None when the source cannot be read (e.g. code exec'd from a string);
+    methods are read one by one, so a class defined in a notebook cell works too."""
+    functions = _own_functions(candidate)
+    if not functions:
+        return None
+    verdicts = [_function_is_stub(function) for function in functions]
+    if None in verdicts:
+        return None
+    return all(verdicts)
+
+
+def _code_objects(code: types.CodeType) -> set:
+    """``code`` and the code of the functions, lambdas and comprehensions defined inside it."""
+    codes = {code}
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType):
+            codes |= _code_objects(constant)
+    return codes
+
+
+def _candidate_codes(candidate) -> set:
+    codes = set()
+    for function in _own_functions(candidate):
+        codes |= _code_objects(function.__code__)
+    return codes
+
+
+def unimplemented_branch_message(candidate, error: NotImplementedError) -> str | None:
+    """What to tell a student whose answer raised ``error``; None means "not attempted".
+
+    Not attempted: the grader raised it itself (its way of saying "no answer yet"), or ``candidate`` is the
+    untouched stub, or its source cannot be read (then, as before, any NotImplementedError counts as not
+    attempted). Otherwise the answer is partly written and reached a ``raise NotImplementedError`` (a
+    branch not written yet), or called something that raised it: incorrect, and the message says where."""
+    traceback = error.__traceback__
+    if traceback is None:
+        return None
+    while traceback.tb_next is not None:  # to the frame that raised it
+        traceback = traceback.tb_next
+    raiser, line_number = traceback.tb_frame, traceback.tb_lineno
+    if raiser.f_globals.get("__name__", "").startswith(__package__ or "vit_lessons.exercises"):
+        return None  # the grader's own signal (e.g. an answer of None)
+    if is_untouched_stub(candidate) is not False:
+        return None
+    line = linecache.getline(raiser.f_code.co_filename, line_number, raiser.f_globals).strip()
+    own_raise = line.startswith("raise") or (not line and raiser.f_code in _candidate_codes(candidate))
+    if own_raise and not _is_library_code(raiser.f_code.co_filename):
+        shown = f" (`{line}`)" if line else ""
+        detail = f" ({error})" if str(error) and str(error) not in line else ""
+        return (
+            f"Your code reached an unimplemented branch: line {line_number} of {raiser.f_code.co_name}{shown} "
+            f"raised NotImplementedError{detail}. Write that part too: the checks run it."
+        )
+    return f"Your code raised NotImplementedError: {error}".strip()  # e.g. torch's, for an operation it lacks
+
+
+def _is_library_code(filename: str) -> bool:
+    """Python's own modules and installed packages (torch, numpy): not a student's code."""
+    paths = sysconfig.get_paths()
+    roots = {os.path.realpath(paths[key]) for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
+    filename = os.path.realpath(filename) if os.path.isabs(filename) else filename
+    return any(filename.startswith(root + os.sep) for root in roots)

@@ -53,14 +53,95 @@ def prepend_class_token(tokens, cls_token):
 # -- 02.patch_embedding --------------------------------------------------------------------------
 
 
+# A probe for answers that use an nn.Linear: img_size, patch_size, in_chans, embed_dim, batch. Three
+# channels, so that the (channel, row, column) and (row, column, channel) orders of a patch differ.
+_ORDER_PROBE = (8, 2, 3, 12, 2)
+_CONV_ORDER, _CHANNELS_LAST = "(channel, row, column)", "(row, column, channel)"
+
+
+def _linear_patch_order(candidate) -> tuple[str, int] | None:
+    """The order in which a Linear-based patch embedding flattens each patch, and how many extra tokens it
+    returns (a class token): give its Linear the reference conv's weights flattened in each order (its other
+    parameters, e.g. a class token or positions, zeroed) and see which reproduces the reference's tokens."""
+    img_size, P, C, D, B = _ORDER_PROBE
+    try:
+        module = candidate(img_size, P, C, D)
+        linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
+    except Exception:
+        return None
+    if len(linears) != 1 or (linears[0].in_features, linears[0].out_features) != (C * P * P, D):
+        return None
+    linear = linears[0]
+    generator = torch.Generator().manual_seed(20)
+    reference = ReferencePatchEmbedding(img_size, P, C, D)
+    _randomize(reference, generator)
+    weight = reference.proj.weight.detach()  # (D, C, P, P)
+    with torch.no_grad():
+        if linear.bias is None:
+            reference.proj.bias.zero_()
+        images = torch.randn(B, C, img_size, img_size, generator=generator)  # (B, C, H, W)
+        expected = reference(images)  # (B, N, D)
+    N = expected.shape[1]
+    module.eval()
+    for order, flat in ((_CONV_ORDER, weight.flatten(1)), (_CHANNELS_LAST, weight.permute(0, 2, 3, 1).flatten(1))):
+        with torch.no_grad():
+            for parameter in module.parameters():
+                parameter.zero_()
+            linear.weight.copy_(flat)  # (D, C·P·P) in this order
+            if linear.bias is not None:
+                linear.bias.copy_(reference.proj.bias)
+            try:
+                tokens = module(images)
+            except Exception:
+                return None
+        if (
+            isinstance(tokens, torch.Tensor)
+            and tokens.ndim == 3
+            and (tokens.shape[0], tokens.shape[2]) == (B, D)
+            and tokens.shape[1] >= N
+            and torch.allclose(tokens[:, -N:].detach().float(), expected, atol=1e-4, rtol=1e-4)
+        ):
+            return order, tokens.shape[1] - N
+    return None
+
+
+def _linear_message(candidate) -> str:
+    """Why an nn.Linear on patches is not accepted, and whether it computes the Conv2d's map at all."""
+    conv_please = (
+        "an nn.Conv2d named proj (kernel_size=stride=patch_size): that is the layout of timm's and the paper's "
+        "weights, and it patchifies for you."
+    )
+    found = _linear_patch_order(candidate)
+    if found is None:
+        return (
+            "you used an nn.Linear on flattened patches. With each patch flattened as (channel, row, column) it "
+            f"computes the same map as a Conv2d, but the exercise asks for {conv_please}"
+        )
+    order, extra_tokens = found
+    if order == _CONV_ORDER:
+        message = (
+            f"you used an nn.Linear on flattened patches. It computes the same map, but the exercise asks for "
+            f"{conv_please}"
+        )
+    else:
+        message = (
+            "your nn.Linear flattens each patch as (row, column, channel) (Tensor.unfold, then permute(0, 2, 3, 4, 1), "
+            "as in a popular tutorial): that is not the map a Conv2d computes. A Conv2d's weights, and every "
+            "pretrained ViT's, flatten a patch as (channel, row, column), so they would meet the wrong pixels. Use "
+            + conv_please
+        )
+    if extra_tokens:
+        message += (
+            f" Also, it returns N + {extra_tokens} tokens: the class token and the position embedding belong to the "
+            "model, not to the patch embedding, which returns the N patch tokens."
+        )
+    return message
+
+
 def _check_proj(module: nn.Module, patch_size: int, in_chans: int, embed_dim: int) -> nn.Conv2d:
     proj = getattr(module, "proj", None)
     if isinstance(proj, nn.Linear) or (proj is None and any(isinstance(m, nn.Linear) for m in module.modules())):
-        raise Incorrect(
-            "you used an nn.Linear on flattened patches. It computes the same map, but the exercise asks for "
-            "an nn.Conv2d named proj (kernel_size=stride=patch_size): that is the layout of timm's and the "
-            "paper's weights, and it patchifies for you."
-        )
+        raise Incorrect(_linear_message(type(module)))
     if proj is None:
         convs = [name for name, m in module.named_modules() if isinstance(m, nn.Conv2d)]
         if convs:
@@ -113,6 +194,8 @@ def _forward(module: nn.Module, images: torch.Tensor, context: str):
     before = images.clone()
     try:
         tokens = module(images)
+    except NotImplementedError:  # a forward not written yet: the grade says where
+        raise
     except Exception as error:
         raise Incorrect(f"with {context}, forward raised {type(error).__name__}: {error}") from None
     if not torch.equal(images, before):
@@ -192,9 +275,12 @@ def grade_patch_embedding(candidate) -> None:
 def grade_class_token(candidate) -> None:
     generator = torch.Generator().manual_seed(3)
     for B, N, D in [(3, 5, 4), (1, 16, 8), (2, 1, 6)]:
-        tokens = torch.randn(B, N, D, generator=generator)  # (B, N, D)
+        # tokens come from the patch embedding, so gradients must flow through them too; a non-leaf copy of a
+        # leaf, so that an in-place change is reported as such (not as autograd's error about leaves)
+        leaf = torch.randn(B, N, D, generator=generator).requires_grad_()
+        tokens = leaf.clone()  # (B, N, D)
         cls_token = torch.randn(1, 1, D, generator=generator).requires_grad_()
-        tokens_before, cls_before = tokens.clone(), cls_token.detach().clone()
+        tokens_before, cls_before = tokens.detach().clone(), cls_token.detach().clone()
         context = f"tokens of shape {(B, N, D)}"
         try:
             out = candidate(tokens, cls_token)
@@ -203,7 +289,7 @@ def grade_class_token(candidate) -> None:
         except Exception as error:
             hint = " (expand the (1, 1, D) token to (B, 1, D) before torch.cat)" if B > 1 else ""
             raise Incorrect(f"with {context}, your function raised {type(error).__name__}: {error}{hint}") from None
-        if not torch.equal(tokens, tokens_before) or not torch.equal(cls_token.detach(), cls_before):
+        if not torch.equal(tokens.detach(), tokens_before) or not torch.equal(cls_token.detach(), cls_before):
             raise Incorrect("your function changed tokens or cls_token in place; build a new tensor with torch.cat.")
         out = expect_tensor(out, f"with {context}, the result")
         shape = tuple(out.shape)
@@ -218,9 +304,9 @@ def grade_class_token(candidate) -> None:
             )
         if shape != (B, N + 1, D):
             raise Incorrect(f"with {context}, the result has shape {shape}, expected (B, N + 1, D) = {(B, N + 1, D)}.")
-        expected = torch.cat([cls_before.expand(B, 1, D), tokens], dim=1)
+        expected = torch.cat([cls_before.expand(B, 1, D), tokens_before], dim=1)
         if not torch.allclose(out.detach(), expected):
-            appended = torch.cat([tokens, cls_before.expand(B, 1, D)], dim=1)
+            appended = torch.cat([tokens_before, cls_before.expand(B, 1, D)], dim=1)
             if torch.allclose(out.detach(), appended):
                 raise Incorrect(
                     "the class token is at the end; put it first (position 0): the head reads tokens[:, 0]."
@@ -229,14 +315,32 @@ def grade_class_token(candidate) -> None:
                 f"with {context}, the result has the right shape but wrong values: out[:, 0] must be the class "
                 "token and out[:, 1:] the patch tokens, unchanged."
             )
-        if not out.requires_grad:
-            raise Incorrect(
-                "no gradient reaches cls_token (did you use .data, .detach() or torch.tensor(...)?): the class "
-                "token is a parameter and must be learned; use cls_token.expand(B, -1, -1)."
-            )
-        (grad,) = torch.autograd.grad(out[:, 0].sum(), cls_token)
-        if not torch.allclose(grad, torch.full_like(grad, float(B))):
-            raise Incorrect("the gradient to cls_token is wrong: every image must use the same class token.")
+        _check_gradients(out, cls_token, leaf, B)
+
+
+def _check_gradients(out: torch.Tensor, cls_token: torch.Tensor, tokens: torch.Tensor, B: int) -> None:
+    """Gradients must reach both inputs, each from its own place in the result: cls_token (a parameter) from
+    out[:, 0] of every image, the patch tokens (the patch embedding's output) from out[:, 1:]."""
+    grad_cls = grad_tokens = None
+    if out.requires_grad:
+        grad_cls, grad_tokens = torch.autograd.grad(
+            out[:, 0].sum(), [cls_token, tokens], allow_unused=True, retain_graph=True
+        )
+    if grad_cls is None:
+        raise Incorrect(
+            "no gradient reaches cls_token (did you use .data, .detach() or torch.tensor(...)?): the class "
+            "token is a parameter and must be learned; use cls_token.expand(B, -1, -1)."
+        )
+    if not torch.allclose(grad_cls, torch.full_like(grad_cls, float(B))):
+        raise Incorrect("the gradient to cls_token is wrong: every image must use the same class token.")
+    (grad_tokens,) = torch.autograd.grad(out[:, 1:].sum(), [tokens], allow_unused=True)
+    if grad_tokens is None:
+        raise Incorrect(
+            "no gradient reaches the patch tokens (did you use .data, .detach() or torch.tensor(...) on them?): "
+            "the patch embedding before this step learns through them; pass tokens to torch.cat as they are."
+        )
+    if not torch.allclose(grad_tokens, torch.ones_like(grad_tokens)):
+        raise Incorrect("the gradient to the patch tokens is wrong: out[:, 1:] must be the tokens, each used once.")
 
 
 register(

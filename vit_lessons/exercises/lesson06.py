@@ -74,6 +74,13 @@ def _block_variant(block: EncoderBlock, tokens: torch.Tensor, mistake: str) -> t
     if mistake == "post_norm":
         tokens = norm1(tokens + block.attn(tokens))
         return norm2(tokens + mlp(tokens))
+    if mistake == "seed_double_residual":  # post-norm, on an attention that returns x + MSA(x)
+        tokens = norm1(tokens + tokens + block.attn(tokens))
+        return norm2(tokens + mlp(tokens))
+    if mistake == "double_residual":  # pre-norm, on an attention that returns x + MSA(x)
+        normed = norm1(tokens)
+        tokens = tokens + normed + block.attn(normed)
+        return tokens + mlp(norm2(tokens))
     attended = block.attn(norm1(tokens))
     tokens = attended if mistake == "no_attn_residual" else tokens + attended
     mlp_out = mlp(norm2(tokens))
@@ -97,6 +104,16 @@ MISTAKES = {
         "the LayerNorms use eps=1e-5 (PyTorch's default; it shows on small-variance tokens): ViT uses "
         "nn.LayerNorm(dim, eps=1e-6)"
     ),
+    "seed_double_residual": (
+        "this is a popular tutorial's block: post-norm, x = norm1(x + attention(x)), on an attention module that "
+        "already adds its input, so the block adds the residual twice (x + (x + MSA(x))). ViT is pre-norm with "
+        "one residual per branch: tokens = tokens + attn(norm1(tokens)), where attn returns only proj(attention)"
+    ),
+    "double_residual": (
+        "the attention branch adds the residual twice: your attn already returns its input plus the attention "
+        "(as the MultiHeadAttention wrapper of a popular tutorial does), and the block adds tokens + ... again. "
+        "attn returns only proj(attention); the block adds the residual once: tokens = tokens + attn(norm1(tokens))"
+    ),
 }
 
 
@@ -107,7 +124,59 @@ def _diagnose(block: EncoderBlock, tokens: torch.Tensor, out: torch.Tensor) -> s
     return ""
 
 
+def _check_attention_has_no_norm(module: nn.Module, dim: int) -> None:
+    """A LayerNorm over the features inside attn: the attention wrapper of seed 001's tutorial, which adds the
+    residual and normalises inside attention, norm(attention + x), while its block adds x + ... again."""
+    attn = getattr(module, "attn", None)
+    if not isinstance(attn, nn.Module):
+        return
+    for name, submodule in attn.named_modules():
+        if isinstance(submodule, nn.LayerNorm) and tuple(submodule.normalized_shape) == (dim,):
+            raise Incorrect(
+                f"there is a LayerNorm inside attn (attn.{name}): a popular tutorial's MultiHeadAttention wrapper "
+                "puts the residual and a LayerNorm inside attention, norm(attention + x), and its block then adds "
+                "x + ... again, a double residual. In ViT attn is only qkv, attention, proj (lesson 05); the block "
+                "owns the LayerNorms (norm1 before attn, norm2 before mlp) and adds each residual once."
+            )
+
+
+def _format_eps(eps: float) -> str:
+    return f"{eps:g}".replace("e-0", "e-")  # 1e-05 -> 1e-5, as the messages write it
+
+
+def _wrong_norms(module: nn.Module, reference: EncoderBlock, dim: int, generator: torch.Generator) -> list[str]:
+    """Each LayerNorm on its own, on small-variance tokens where eps shows: a wrong eps on one norm only
+    can hide in the block's output (norm2 sees the residual stream, whose variance attention has raised)."""
+    tokens = 1 + 0.01 * torch.randn(2, 3, dim, generator=generator)  # (B, N, D), std 0.01
+    wrong = []
+    for name, other in (("norm1", "norm2"), ("norm2", "norm1")):
+        norm = getattr(module, name, None)
+        try:
+            with torch.no_grad():
+                out = norm(tokens)
+        except Exception:  # the block's output was checked; a norm that cannot be called alone is its business
+            continue
+        expected = getattr(reference, name)(tokens).detach()
+        if isinstance(out, torch.Tensor) and out.shape == expected.shape:
+            if torch.allclose(out.detach().float(), expected, atol=1e-5, rtol=1e-4):
+                continue
+        eps, other_eps = getattr(norm, "eps", None), getattr(getattr(module, other, None), "eps", None)
+        if isinstance(eps, float) and eps != LAYER_NORM_EPS:
+            also = f" ({other} rightly uses {_format_eps(other_eps)})" if other_eps == LAYER_NORM_EPS else ""
+            wrong.append(
+                f"{name} uses eps={_format_eps(eps)}{also}: ViT uses nn.LayerNorm(dim, eps=1e-6) for every LayerNorm. "
+                "The difference shows only on small-variance tokens (std 0.01), so check each norm's settings."
+            )
+        else:
+            wrong.append(
+                f"{name} alone does not compute nn.LayerNorm(dim, eps=1e-6) on small-variance tokens (std 0.01): "
+                "check its eps and that it normalises over the last dimension, then applies its weight and bias."
+            )
+    return wrong
+
+
 def _check_parameters(module: nn.Module, dim: int, num_heads: int, mlp_ratio: float) -> None:
+    _check_attention_has_no_norm(module, dim)
     hidden = int(dim * mlp_ratio)
     expected = {
         "norm1.weight": (dim,),
@@ -144,8 +213,8 @@ def _check_parameters(module: nn.Module, dim: int, num_heads: int, mlp_ratio: fl
             raise Incorrect(f"parameter {name} has shape {params[name]}, expected {shape}.")
 
 
-# (dim, num_heads, mlp_ratio, B, N)
-CASES = [(24, 3, 4.0, 2, 7), (32, 4, 2.0, 1, 5), (20, 2, 2.5, 2, 3)]
+# (dim, num_heads, mlp_ratio, B, N); the last has a fractional dim * mlp_ratio (72.6): fc1 has int() = 72 outputs
+CASES = [(24, 3, 4.0, 2, 7), (32, 4, 2.0, 1, 5), (20, 2, 2.5, 2, 3), (22, 2, 3.3, 1, 4)]
 
 
 def grade_encoder_block(candidate) -> None:
@@ -169,6 +238,9 @@ def grade_encoder_block(candidate) -> None:
             "large tokens (std 10)": 10 * torch.randn(batch, tokens_n, dim, generator=generator),
             "small-variance tokens (std 0.01)": 1 + 0.01 * torch.randn(batch, tokens_n, dim, generator=generator),
         }
+        wrong_norms = _wrong_norms(module, ref, dim, generator)
+        if len(wrong_norms) == 1:  # one norm wrong may hide in the output; both wrong shows there, as below
+            raise Incorrect(wrong_norms[0])
         for what, tokens in inputs.items():
             compare_token_outputs(
                 module,
@@ -181,6 +253,8 @@ def grade_encoder_block(candidate) -> None:
                 "use tokens = tokens + ... instead.",
                 atol=1e-5,
             )
+        if wrong_norms:
+            raise Incorrect(wrong_norms[0])
 
 
 def drop_path(tokens, drop_prob, training=True):
@@ -197,6 +271,39 @@ def drop_path(tokens, drop_prob, training=True):
 
 
 def grade_drop_path(candidate) -> None:
+    with torch.random.fork_rng(devices=[]):  # grading leaves the caller's random stream as it was
+        _grade_drop_path(candidate)
+
+
+def _dropped(out: torch.Tensor) -> torch.Tensor:
+    return out.detach().flatten(1)[:, 0] == 0  # (B,): which samples were dropped (the input is never zero)
+
+
+def _check_random_stream(candidate, tokens: torch.Tensor) -> None:
+    """drop_path draws fresh coins from torch's global generator at every call and never reseeds it."""
+    masks = [_dropped(candidate(tokens, 0.3, training=True)) for _ in range(3)]
+    if any(torch.equal(first, second) for first, second in zip(masks, masks[1:])):
+        raise Incorrect(
+            "two calls in a row dropped exactly the same samples: each call must draw new coins. Do you reseed "
+            "inside drop_path (torch.manual_seed(...), or a new torch.Generator)? That repeats one mask at every "
+            "step (and torch.manual_seed resets the random stream of everything else too); draw with torch.rand "
+            "and leave seeding to the caller."
+        )
+    after = []  # the caller's next random numbers, for seeds 1, 1, 2 set before the call
+    for seed in (1, 1, 2):
+        torch.manual_seed(seed)
+        candidate(tokens, 0.3, training=True)
+        after.append(torch.rand(8))
+    if not torch.equal(after[0], after[1]) or torch.equal(after[0], after[2]):
+        raise Incorrect(
+            "drop_path resets torch's global random generator: after your call, the random numbers no longer "
+            "follow the seed the caller set (torch.manual_seed(...) at the top of a run), so runs stop being "
+            "reproducible. Do not call torch.manual_seed or torch.seed inside it; draw the coins with torch.rand "
+            "and leave seeding to the caller."
+        )
+
+
+def _grade_drop_path(candidate) -> None:
     torch.manual_seed(6)
     tokens = torch.randn(4000, 3, 5).abs() + 0.1  # (B, N, D), never zero
     for training in (False, True):
@@ -233,6 +340,7 @@ def grade_drop_path(candidate) -> None:
         raise Incorrect(
             f"kept samples are scaled by {kept.mean().item():.3f}; scale by 1 / (1 - drop_prob) = {1 / 0.7:.3f}."
         )
+    _check_random_stream(candidate, tokens)
 
 
 register(

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 
 from ..vit import VisionTransformer
@@ -38,7 +41,16 @@ _CONFIGS = [
     dict(embed_dim=36, depth=2, mlp_ratio=1.5, patch_size=5, img_size=40, in_chans=2, num_classes=0),
     dict(embed_dim=20, depth=0, mlp_ratio=3.0, patch_size=2, img_size=8, in_chans=1, num_classes=3),
     dict(embed_dim=30, depth=1, mlp_ratio=2.0, patch_size=3, img_size=12, in_chans=3, num_classes=5),
+    # embed_dim * mlp_ratio = 72.6: the hidden width is int(72.6) = 72 (timm: int(dim * mlp_ratio)), not 73 or 72.6
+    dict(embed_dim=22, depth=2, mlp_ratio=3.3, patch_size=4, img_size=16, in_chans=3, num_classes=4),
 ]
+_FRACTIONAL = _CONFIGS[-1]
+_FRACTIONAL_HIDDEN = _FRACTIONAL["embed_dim"] * _FRACTIONAL["mlp_ratio"]
+_TRUNCATE = (
+    "the MLP's hidden width is int(embed_dim * mlp_ratio), truncated to a whole number of features as "
+    f"nn.Linear needs (timm: int(dim * mlp_ratio)); with embed_dim={_FRACTIONAL['embed_dim']}, "
+    f"mlp_ratio={_FRACTIONAL['mlp_ratio']} that is {int(_FRACTIONAL_HIDDEN)}, "
+)
 
 
 def _reference(config: dict) -> int:
@@ -70,23 +82,40 @@ def _usual_mistakes(c: dict, right: int) -> dict[str, int]:
         "the MLP's hidden width is int(embed_dim * mlp_ratio), not a fixed 4·embed_dim": right
         + L * (2 * D + 1) * (4 * D - hidden),
         "the head has num_classes outputs plus num_classes biases; with num_classes=0 there is no head": right - K,
+        _TRUNCATE + f"not {_FRACTIONAL_HIDDEN:.3g}: you left it untruncated": right
+        + L * (2 * D + 1) * (D * c["mlp_ratio"] - hidden),
+        _TRUNCATE + f"not round({_FRACTIONAL_HIDDEN:.3g}) = {round(_FRACTIONAL_HIDDEN)}": right
+        + L * (2 * D + 1) * (round(D * c["mlp_ratio"]) - hidden),
     }
 
 
+def _explains(answer, mistaken) -> bool:
+    """``answer`` is what a mistake gives (a float one when the mistake leaves a fraction in)."""
+    return answer == mistaken or math.isclose(answer, mistaken, rel_tol=0, abs_tol=1e-6)
+
+
+def _as_number(answer):
+    """A real number to compare with the mistakes, or None (then as_count says what is wrong)."""
+    if isinstance(answer, torch.Tensor) and answer.numel() == 1:
+        answer = answer.item()
+    if isinstance(answer, numbers.Real) and not isinstance(answer, bool) and math.isfinite(answer):
+        return answer
+    return None
+
+
 def grade_count_parameters(candidate) -> None:
-    answers = []
-    for config in _CONFIGS:
-        answers.append(as_count(candidate(*(config[name] for name in _NAMES)), "the parameter count"))
+    raw = [candidate(*(config[name] for name in _NAMES)) for config in _CONFIGS]
     expected = [_reference(config) for config in _CONFIGS]
+    numbers_ = [_as_number(answer) for answer in raw]
+    if None not in numbers_:
+        # Name the mistake that explains every wrong answer, if one does; some leave a fraction in the count.
+        wrong = [(n, right, config) for n, right, config in zip(numbers_, expected, _CONFIGS) if n != right]
+        for mistake in _usual_mistakes(_CONFIGS[0], expected[0]) if wrong else ():
+            if all(_explains(n, _usual_mistakes(config, right)[mistake]) for n, right, config in wrong):
+                raise Incorrect(mistake + ".")
+    answers = [as_count(answer, "the parameter count") for answer in raw]
     if answers == expected:
         return
-    # Name the mistake that explains every wrong answer, if one does.
-    for mistake in _usual_mistakes(_CONFIGS[0], expected[0]):
-        if all(
-            answer == right or answer == _usual_mistakes(config, right)[mistake]
-            for answer, right, config in zip(answers, expected, _CONFIGS)
-        ):
-            raise Incorrect(mistake + ".")
     index = next(i for i, (a, e) in enumerate(zip(answers, expected)) if a != e)
     shown = ", ".join(f"{name}={_CONFIGS[index][name]}" for name in _NAMES)
     raise Incorrect(

@@ -31,6 +31,7 @@ The package, one module per concern:
 - ``config``: :class:`TrainConfig`, the named recipes :data:`CONFIGS`, overrides and validation.
 - ``precision``: the mixed-precision policy. ``checkpoint``: atomic save/load, RNG state, the
   course's sha256-checked checkpoints. ``distributed``: what ``torchrun`` needs, in one object.
+- ``course``: the shipped checkpoints: list, evaluate, export a run as one.
 - ``trainer``: :class:`Trainer` (the one training step), parameter groups, schedules, evaluation.
 - ``clock``: :class:`~.clock.TimeBudget`, the wall-clock budget. ``run``: :func:`train`, the loop.
   ``cli``: the command line.
@@ -44,6 +45,7 @@ from .checkpoint import (
 )
 from .cli import main
 from .config import CONFIGS, TrainConfig, get_config, parse_overrides
+from .course import course_checkpoints, evaluate_course_checkpoint, export_course_checkpoint
 from .precision import PrecisionPolicy, resolve_precision
 from .run import build_data, build_model, train
 from .trainer import Trainer, evaluate, predict
@@ -65,5 +67,8 @@ __all__ = [
     "predict",
     "train",
     "load_course_checkpoint",
+    "course_checkpoints",
+    "evaluate_course_checkpoint",
+    "export_course_checkpoint",
     "main",
 ]

@@ -145,18 +145,20 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_course_checkpoint(name: str = "cifar10_vit", return_info: bool = False):
+def load_course_checkpoint(name: str = "cifar10_vit", return_info: bool = False, device=None, assets=None):
     """A model trained by this package and shipped in ``vit_lessons/assets`` (sha256-checked), in eval mode.
 
     ``name`` is the file stem (``assets/<name>.pt`` with its sidecar ``<name>.json`` giving the sha256,
-    the command that made it, its accuracy, and the normalisation ``mean``/``std``). With
-    ``return_info`` returns ``(model, info)``.
+    the command that made it, its accuracy, and the normalisation ``mean``/``std``). Weights stored in
+    fp16 are loaded into the fp32 model. With ``return_info`` returns ``(model, info)``; ``device``
+    moves the model there; ``assets`` is another folder of such files.
     """
-    available = sorted(p.stem for p in ASSETS.glob("*.json") if (ASSETS / f"{p.stem}.pt").exists())
+    assets = Path(assets) if assets is not None else ASSETS
+    available = sorted(p.stem for p in assets.glob("*.json") if (assets / f"{p.stem}.pt").exists())
     if name not in available:
         raise ValueError(f"no course checkpoint {name!r}; available: {', '.join(available) or 'none'}")
-    info = json.loads((ASSETS / f"{name}.json").read_text())
-    path = ASSETS / f"{name}.pt"
+    info = json.loads((assets / f"{name}.json").read_text())
+    path = assets / f"{name}.pt"
     actual = _sha256(path)
     if actual != info["sha256"]:
         raise CheckpointError(
@@ -165,6 +167,8 @@ def load_course_checkpoint(name: str = "cifar10_vit", return_info: bool = False)
         )
     state = torch.load(path, map_location="cpu", weights_only=True)
     model = create_model(state["model_name"], **state["model_kwargs"])
-    model.load_state_dict(state["model"])
+    model.load_state_dict(state["model"])  # fp16 values are copied into the fp32 parameters
     model.eval()
+    if device is not None:
+        model = model.to(device)
     return (model, info) if return_info else model

@@ -50,6 +50,7 @@ def build_data(
         train_set, test_set = train_set.subset(config.per_class_train), test_set.subset(config.per_class_test)
     else:
         train_set, test_set = load_cifar10(data_dir, config.per_class_train, config.per_class_test)
+        train_set, test_set = train_set.select_classes(config.classes), test_set.select_classes(config.classes)
     if config.batch_size % world_size:
         raise ValueError(
             f"batch size {config.batch_size} is not divisible by the {world_size} processes; "
@@ -62,6 +63,17 @@ def build_data(
     )
     test_loader = DeviceLoader(test_set, max(per_rank, 256), train=False, **common)
     return train_loader, test_loader, train_set, test_set
+
+
+def _check_classes(model: nn.Module, train_set: ArrayDataset, config: TrainConfig) -> None:
+    """A model with another number of outputs than the data has classes trains without error, and wrongly."""
+    outputs = getattr(model, "num_classes", None)
+    if outputs is not None and outputs != len(train_set.classes):
+        raise ValueError(
+            f"the model predicts {outputs} classes but the data has {len(train_set.classes)} "
+            f"({', '.join(train_set.classes)}); set model_kwargs.num_classes={len(train_set.classes)} "
+            f"(--set model_kwargs.num_classes={len(train_set.classes)})"
+        )
 
 
 def _download_once(config: TrainConfig, data_dir, dist_info: Distributed) -> None:
@@ -523,6 +535,7 @@ def train(
         config, data_dir, device, dist_info.rank, dist_info.world_size
     )
     model = build_model(config) if model_factory is None else configure_model(model_factory(config), config)
+    _check_classes(model, train_set, config)
     params = count_parameters(model)
     dist_info.seed(config.seed)
     criterion = _distillation(

@@ -25,9 +25,15 @@ from .config import TrainConfig
 from .distributed import Distributed
 from .precision import PrecisionPolicy, resolve_precision
 
-__all__ = ["Trainer", "param_groups", "warmup_cosine", "predict", "evaluate", "unwrap"]
+__all__ = ["Trainer", "make_optimizer", "param_groups", "warmup_cosine", "predict", "evaluate", "unwrap"]
 
-TIME_WARMUP_FRACTION = 0.1  # with a time budget, the warm-up lasts at most this share of it
+TIME_WARMUP_FRACTION = 0.1
+NO_DECAY_NAMES = (
+    "pos_embed",
+    "cls_token",
+    "dist_token",
+    "relative_position_bias_table",
+)  # with a time budget, the warm-up lasts at most this share of it
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -38,14 +44,23 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """AdamW groups: decay on weight matrices only, none on biases, norms, the class token and positions."""
+    """Optimizer groups: decay on weight matrices only, none on biases, norms, the class and distillation
+    tokens, position embeddings and Swin's relative-position bias table (timm's ``no_weight_decay`` set)."""
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        skip = param.ndim <= 1 or name.endswith(("pos_embed", "cls_token"))
+        skip = param.ndim <= 1 or name.endswith(NO_DECAY_NAMES)
         (no_decay if skip else decay).append(param)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """The config's optimizer over :func:`param_groups`: AdamW, or SGD with Nesterov momentum (CNNs)."""
+    groups = param_groups(model, config.weight_decay)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=True)
+    return torch.optim.AdamW(groups, lr=config.lr, betas=tuple(config.betas))
 
 
 def warmup_cosine(total_steps: int, warmup_steps: int, min_ratio: float) -> Callable[[int], float]:
@@ -122,9 +137,7 @@ class Trainer:
         self.model = model.to(self.device)
         self.time_progress = 0.0
         if optimizer is None:
-            optimizer = torch.optim.AdamW(
-                param_groups(self.model, config.weight_decay), lr=config.lr, betas=tuple(config.betas)
-            )
+            optimizer = make_optimizer(self.model, config)
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self._lr_factor(steps_per_epoch))
         # a constant factor when a caller brings its own optimizer and no schedule
         self.optimizer = optimizer
