@@ -141,6 +141,19 @@ print("tokens:", tuple(tokens.shape))
 print("logits:", tuple(logits.shape))
 
 # %% [markdown]
+# The whole model in one picture, drawn from the model object itself (`vit_lessons.diagrams`): every
+# stage from image to logits, with the tensor shape on each arrow. Lessons 01–07 build these stages
+# one by one; lesson 07 assembles them.
+
+# %%
+import matplotlib.pyplot as plt
+
+from vit_lessons.diagrams import vit_diagram
+
+vit_diagram(model, "vit_cifar_patch4_32")
+plt.show()
+
+# %% [markdown]
 # Mistakes get a message that says what to do, before any matrix multiply fails deep inside torch:
 
 # %% tags=["nbval-check-output"]

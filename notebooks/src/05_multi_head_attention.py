@@ -294,12 +294,84 @@ for h in [1, 2, 4, 8, 16]:
     print(f"h = {h:>2}, d = {D // h:>2}: {sum(p.numel() for p in MultiHeadSelfAttention(D, h).parameters()):,} parameters")
 
 # %% [markdown]
+# ## 10. What the heads of a trained model do
+#
+# Everything above ran on random weights: it shows the mechanics, not what heads learn. The course
+# checkpoint `cifar10_vit`, shipped with the package, is a trained ViT (lesson 07's model at width
+# D = 192 with h = 3 heads of d = 64 in each of its 6 layers, trained on CIFAR-10 in lesson 08). We
+# show it three photographs from scikit-image shrunk to its 32×32 input. For one query, the patch at
+# the centre of the image (outlined), each panel shows how much that patch reads from every patch in
+# one head: the three heads of the first layer, then of the last. `vit_lessons.interpret.attention_maps`
+# captures the weights (lesson 09 shows how).
+
+# %% tags=["nbval-check-output"]
+from matplotlib.patches import Rectangle
+
+from vit_lessons.data import normalize
+from vit_lessons.interpret import attention_distance, attention_maps, token_heatmap
+from vit_lessons.train import load_course_checkpoint
+
+
+def small_photo(photo):
+    """(H, W, 3) uint8 → (3, 32, 32) float in [0, 1]: the centre square, shrunk with antialiasing."""
+    side = min(photo.shape[:2])
+    top, left = (photo.shape[0] - side) // 2, (photo.shape[1] - side) // 2
+    square = torch.from_numpy(photo[top : top + side, left : left + side]).permute(2, 0, 1).float() / 255
+    return F.interpolate(square[None], size=(32, 32), mode="bilinear", antialias=True)[0].clamp(0, 1)
+
+
+trained, info = load_course_checkpoint("cifar10_vit", return_info=True)
+photo_names = ["chelsea", "astronaut", "coffee"]
+pictures = torch.stack([small_photo(getattr(data, name)()) for name in photo_names])  # (3, 3, 32, 32)
+with torch.no_grad():
+    trained_maps = attention_maps(trained, normalize(pictures * 255, info["mean"], info["std"]))  # 6 × (B, h, N, N)
+grid, prefix = trained.patch_embed.grid_size, trained.num_prefix_tokens
+query = prefix + (grid[0] // 2) * grid[1] + grid[1] // 2  # the patch at row 4, column 4
+print(f"{len(trained_maps)} layers of {tuple(trained_maps[0].shape)} = (images, heads, queries, keys)")
+
+# %%
+layers = [0, len(trained_maps) - 1]
+heads = trained_maps[0].shape[1]
+fig, axes = plt.subplots(len(pictures), 1 + heads * len(layers), figsize=(10, 4.6), dpi=80)
+for row, picture in enumerate(pictures):
+    axes[row, 0].imshow(picture.permute(1, 2, 0))
+    axes[row, 0].set_ylabel(photo_names[row], fontsize=9)
+    for column, (layer, head) in enumerate([(l, h) for l in layers for h in range(heads)], start=1):
+        heat = token_heatmap(trained_maps[layer][row, head, query], grid, prefix)  # (8, 8) in [0, 1]
+        axes[row, column].imshow(heat, cmap="inferno", vmin=0, vmax=1)
+        axes[row, column].add_patch(Rectangle((grid[1] // 2 - 0.5, grid[0] // 2 - 0.5), 1, 1, fill=False, color="cyan"))
+        axes[0, column].set_title(f"layer {layer + 1}, head {head}", fontsize=8)
+for ax in axes.flat:
+    ax.set_xticks([])
+    ax.set_yticks([])
+fig.suptitle("where the centre patch looks, per head (each panel scaled to its own maximum)", fontsize=10)
+plt.show()
+
+# %% [markdown]
+# One number per head summarises these pictures: the mean *attention distance*, the average
+# distance in pixels between a query patch and the patches it reads, weighted by the attention
+# (the ViT paper's Figure 7; lesson 09 draws it for every layer). Uniform attention over this 8×8
+# grid of 4-pixel patches would score about 16.5 px. In the trained model the heads of one layer
+# differ:
+
+# %% tags=["nbval-check-output"]
+distance = attention_distance(trained_maps, grid, trained.patch_embed.patch_size, prefix)  # (L, h) in pixels
+for layer in layers:
+    print(f"layer {layer + 1}: " + ", ".join(f"head {h} {distance[layer, h]:.1f} px" for h in range(heads)))
+
+# %% [markdown]
+# The heads of one layer look differently: different patches light up in each panel, and their
+# reach differs (the printout). None of them is strictly local in this small model, though: every
+# head spreads over much of the image. Lesson 09 measures all six layers and what training changed.
+
+# %% [markdown]
 # ## Summary
 #
 # - Multi-head attention = one fused `qkv` Linear (D → 3D, read as (B, N, 3, h, d)), attention in
 #   each of the h heads, heads merged with `transpose(1, 2).reshape(B, N, D)`, then `proj`.
 # - Scale by $\sqrt{d}$ with d the **head** size; $\sqrt{D}$ makes attention about $\sqrt{h}$ times
 #   too flat (section 7).
+# - In a trained ViT the heads of a layer attend differently (section 10).
 # - It equals `vit_lessons`' `MultiHeadSelfAttention` and `torch.nn.MultiheadAttention` once the
 #   weights are copied.
 #

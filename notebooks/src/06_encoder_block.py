@@ -148,6 +148,16 @@ print("hidden:", tuple(mlp.fc1(tokens).shape), "| out:", tuple(mlp(tokens).shape
 # - **post-norm** (the original Transformer, BERT): `z = LN(z + branch(z))`. Every block renormalises
 #   the stream, so the path from output to input passes through L LayerNorms.
 #
+# The two blocks side by side (`vit_lessons.diagrams.block_diagram`); the blue lines are the
+# residual paths:
+
+# %%
+from vit_lessons.diagrams import block_diagram
+
+block_diagram()
+plt.show()
+
+# %% [markdown]
 # One class with a switch, with timm's names (`norm1`, `attn`, `norm2`, `mlp`):
 
 

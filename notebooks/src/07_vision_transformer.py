@@ -21,7 +21,7 @@
 # **Prerequisites:** lessons 02 (patch embedding), 03 (position embeddings), 05 (multi-head
 # attention) and 06 (the encoder block).
 #
-# **Run time:** 5 s in full mode on an Intel Xeon CPU with 2 cores
+# **Run time:** 36 s in full mode (most of it the six small trainings of the pooling comparison) on an Intel Xeon CPU with 2 cores
 # (Intel(R) Xeon(R) Processor), idle, the machine that saved these outputs; quick mode
 # (`VIT_LESSONS_QUICK=1`) takes a few seconds. GPU: not measured yet (nothing here needs one).
 
@@ -71,6 +71,17 @@ blocks = nn.Sequential(*[EncoderBlock(D, config["num_heads"], config["mlp_ratio"
 norm = nn.LayerNorm(D, eps=LAYER_NORM_EPS)
 head = nn.Linear(D, config["num_classes"])
 print("patches per image N =", num_patches, "| grid", patch_embed.grid_size)
+
+# %% [markdown]
+# The picture of what we are about to assemble, drawn from the library's model of the same
+# configuration (`vit_lessons.diagrams.vit_diagram` reads every number from the modules): Eq. 1 is
+# the three orange stages, Eq. 2–3 the green block repeated L times, Eq. 4 the yellow ones.
+
+# %%
+from vit_lessons.diagrams import vit_diagram
+
+vit_diagram(create_model("vit_cifar_patch4_32"), "vit_cifar_patch4_32")
+plt.show()
 
 # %% [markdown]
 # ## A forward pass, stage by stage
@@ -323,6 +334,43 @@ print("same logits:", same)
 assert same
 
 # %% [markdown]
+# ## Class token or average pooling?
+#
+# Eq. 4 classifies from the class token's output. Many later models (and timm's
+# `global_pool="avg"`) have no class token and average the patch tokens' outputs instead; the
+# package's `VisionTransformer` does either (`global_pool="avg", class_token=False`). The ViT
+# paper (Appendix D.3) reports that the two work about equally well once each gets its own
+# learning rate. Measured at the course's scale: the plain ViT on the 8×8 digits (2×2 patches, so
+# 16 tokens, width 64, 2 blocks), trained by lesson 08's `train()` with the same recipe and
+# learning rate, three seeds each (a seed also draws the train/test split, the same one for both
+# poolings); quick mode trains 3 epochs instead of 20.
+
+# %% tags=["nbval-ignore-output"]
+import statistics
+import tempfile
+
+from vit_lessons.settings import is_quick
+from vit_lessons.train import get_config, train
+
+poolings = {"class token": dict(global_pool="token"), "average pooling": dict(global_pool="avg", class_token=False)}
+pooling_results = {name: [] for name in poolings}
+with tempfile.TemporaryDirectory() as runs:
+    for name, pooling in poolings.items():
+        for seed in range(3):
+            recipe = get_config("digits", model_kwargs=dict(depth=2, **pooling), seed=seed, epochs=3 if is_quick() else 20)
+            summary = train(recipe, out=f"{runs}/{name}-{seed}", progress=False, log=None)
+            pooling_results[name].append(summary["test_accuracy"])
+for name, accuracies in pooling_results.items():
+    runs_text = ", ".join(f"{a:.1%}" for a in accuracies)
+    print(f"{name:>15}: {statistics.mean(accuracies):.1%} ± {statistics.stdev(accuracies):.1%}  (seeds 0-2: {runs_text})")
+
+# %% [markdown]
+# At this scale the two poolings are within each other's seed-to-seed spread (the printout): the
+# choice does not matter here, as the ViT paper found at ImageNet scale. The class token stays the
+# default because it is what the paper and the pretrained weights of lesson 12 use; DeiT adds a
+# second one (lesson 10).
+
+# %% [markdown]
 # ## Exercises
 #
 # **07.count_parameters (graded).** Write `count_parameters(embed_dim, depth, mlp_ratio,
@@ -364,4 +412,6 @@ ex.check(my_count_parameters)
 #
 # **Next:** lesson 08 trains on CIFAR-10. On a CPU it uses the `cifar10-cpu` recipe, a hybrid of
 # this model (a convolutional stem in place of the linear patch embedding, 2 blocks, average
-# pooling) that fits a 10-minute budget; the lesson says what the hybrid changes.
+# pooling) that fits a 10-minute budget; the lesson says what the hybrid changes. This model itself,
+# at width 192 and depth 6, is trained by `--config cifar10-vit`: the course checkpoint
+# `cifar10_vit` that lessons 03, 05, 09 and 13 look inside.

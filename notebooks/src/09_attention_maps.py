@@ -21,13 +21,13 @@
 # **Prerequisites:** lessons 04-07 (attention, multi-head attention, the encoder block, the ViT);
 # lesson 08 (training) helps but is not required.
 #
-# **Run time:** the full notebook took 58 s on an Intel Xeon CPU with 2 cores (Intel(R) Xeon(R)
-# Processor), idle, the machine that saved these outputs; 53 s of it was training the model (printed
-# below). Quick mode (`VIT_LESSONS_QUICK=1`) takes a few seconds. GPU: not measured yet.
+# **Run time:** 11 s in full mode on an Intel Xeon CPU with 2 cores (Intel(R) Xeon(R) Processor),
+# idle, the machine that saved these outputs; nothing is trained. Quick mode (`VIT_LESSONS_QUICK=1`)
+# takes a few seconds. GPU: not measured yet.
 #
-# **Which numbers you see:** the saved outputs come from that full-mode run. The model is a small ViT
-# trained in this notebook (42.0% test accuracy in the saved run), so its maps are those of a weak
-# classifier: the point is the method, which works the same on ViT-B.
+# **Which numbers you see:** the saved outputs come from that full-mode run. The model is the
+# course checkpoint `cifar10_vit`, a plain ViT trained on CIFAR-10 (its test accuracy is printed
+# below); nothing is trained here, so quick mode shows the same model on fewer test images.
 
 # %%
 # Colab only: install the course package from GitHub. Elsewhere this cell does nothing.
@@ -46,7 +46,6 @@ if "google.colab" in sys.modules:
 
 # %%
 import math
-import time
 
 import ipywidgets
 import matplotlib.pyplot as plt
@@ -71,87 +70,27 @@ print(f"ipywidgets {ipywidgets.__version__}, jupyterlab_widgets {lab_widgets}")
 # %% [markdown]
 # ## A model to look at
 #
-# Attention maps of an untrained model are noise, so we need a trained one. If the course's
-# checkpoint from lesson 08 is installed we use it; otherwise we train the lesson-07 CIFAR-10 ViT
-# (`vit_cifar_patch4_32`: 4×4-pixel patches, so 64 patch tokens plus the class token, 4 layers of
-# 8 heads) on 5,000 CIFAR-10 images for about a minute (53 s in the saved run). Without CIFAR-10 on
-# disk (see lesson 08 for how to get it) the notebook falls back to the offline 8×8 digits, scaled up
-# to 32×32 colour images so that every shape below stays the same.
+# Attention maps of an untrained or barely trained model are noise, so we look at a model that
+# works: the course checkpoint `cifar10_vit`, shipped with the package. It is lesson 07's plain ViT
+# at width 192 (`vit_cifar_small_patch4_32`: a linear patch embedding of 4×4-pixel patches, so 64
+# patch tokens plus the class token, learned positions, 6 pre-norm blocks of 3 heads, the class
+# token's head; no convolution anywhere), trained by lesson 08's `python -m vit_lessons.train
+# --config cifar10-vit` on the 50,000 CIFAR-10 training images. Its record says how it was made
+# and how accurate it is; nothing is trained in this lesson. The images are CIFAR-10 test images,
+# which the model never saw (`load_cifar10` downloads CIFAR-10 once if it is not on disk).
 
 # %%
-from vit_lessons.data import DownloadError, load_cifar10, load_digits, normalize
+from vit_lessons.data import load_cifar10, normalize
+from vit_lessons.train import load_course_checkpoint
 
-per_class_train, per_class_test = (20, 10) if is_quick() else (500, 50)
-try:
-    train_set, test_set = load_cifar10(per_class_train=per_class_train, per_class_test=per_class_test)
-    dataset_name = "CIFAR-10"
-except (FileNotFoundError, DownloadError) as error:  # offline without the files, or a failed download
-    print(f"CIFAR-10 is not available, so this lesson falls back to the 8x8 digits: {str(error).splitlines()[0]}")
-    train_set, test_set = load_digits()
-    dataset_name = "digits (8x8, shown at 32x32)"
+model, info = load_course_checkpoint("cifar10_vit", return_info=True, device=device)
+mean, std, class_names = info["mean"], info["std"], info["classes"]
+print(f"cifar10_vit: {info['params']:,} parameters, {info['test_accuracy']:.1%} on the 10,000 test images "
+      f"(flip TTA; {info['wall_seconds'] / 60:.0f} min of training on {info['hardware']})")
 
-
-def as_rgb32(images_uint8):
-    """uint8 (B, C, h, w) → float (B, 3, 32, 32) in [0, 1] (digits are upscaled and coloured grey)."""
-    images = torch.from_numpy(images_uint8).float() / 255
-    if images.shape[-1] != 32:
-        images = F.interpolate(images, size=(32, 32), mode="nearest")
-    return images.expand(-1, 3, -1, -1).contiguous()
-
-
-train_images, test_images = as_rgb32(train_set.images), as_rgb32(test_set.images)  # (B, 3, 32, 32) in [0, 1]
-train_labels, test_labels = torch.from_numpy(train_set.labels), torch.from_numpy(test_set.labels)
-mean = train_images.mean(dim=(0, 2, 3)).tolist()
-std = train_images.std(dim=(0, 2, 3)).tolist()
-class_names = list(train_set.classes)
-print(f"{dataset_name}: {len(train_images)} training and {len(test_images)} test images")
-
-
-# %% [markdown]
-# The training loop is lesson 08's recipe in miniature: AdamW, a cosine schedule, label smoothing,
-# random horizontal flips.
-
-# %%
-def train_small_vit(epochs, batch_size=64, lr=1e-3):
-    seed_everything(0)
-    model = create_model("vit_cifar_patch4_32", num_classes=len(class_names)).to(device)
-    inputs = normalize(train_images * 255, mean, std).to(device)
-    labels = train_labels.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
-    steps = epochs * math.ceil(len(inputs) / batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
-    model.train()
-    for epoch in range(epochs):
-        for batch in torch.randperm(len(inputs), device=device).split(batch_size):
-            images = inputs[batch]
-            flip = torch.rand(len(batch), device=device) < 0.5
-            images = torch.where(flip[:, None, None, None], images.flip(-1), images)
-            loss = F.cross_entropy(model(images), labels[batch], label_smoothing=0.1)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-    model.zero_grad(set_to_none=True)
-    return model.eval()
-
-
-# %%
-model = None
-try:
-    from vit_lessons.train import load_course_checkpoint
-
-    candidate, info = load_course_checkpoint("cifar10_vit", return_info=True)
-    if dataset_name == "CIFAR-10" and getattr(candidate, "global_pool", "token") == "token":
-        model, mean, std = candidate.to(device), list(info["mean"]), list(info["std"])
-        print("Using the course checkpoint from lesson 08.")
-except (ImportError, ValueError) as error:
-    print(f"No course checkpoint ({error}).")
-if model is None:
-    epochs = 1 if is_quick() else 6
-    start = time.perf_counter()
-    model = train_small_vit(epochs)
-    print(f"Trained vit_cifar_patch4_32 here for {epochs} epochs on {len(train_images)} images "
-          f"in {time.perf_counter() - start:.0f} s ({device}).")
+_, test_set = load_cifar10(per_class_train=1, per_class_test=10 if is_quick() else 100)
+test_images = torch.from_numpy(test_set.images).float() / 255  # (B, 3, 32, 32) in [0, 1]
+test_labels = torch.from_numpy(test_set.labels)
 
 
 def model_input(images):
@@ -161,7 +100,7 @@ def model_input(images):
 
 with torch.no_grad():
     accuracy = (model(model_input(test_images)).argmax(-1).cpu() == test_labels).float().mean().item()
-print(f"test accuracy on {len(test_images)} held-out images: {accuracy:.1%} (chance: 10%)")
+print(f"accuracy on the {len(test_images):,} test images used here: {accuracy:.1%} (chance: 10%)")
 
 # %% [markdown]
 # ## Raw attention maps, captured correctly
@@ -261,7 +200,7 @@ plt.show()
 from vit_lessons.interpret import attention_distance
 
 batch = test_images[:32]
-untrained = create_model("vit_cifar_patch4_32", num_classes=len(class_names)).to(device).eval()
+untrained = create_model(info["model_name"], **info["model_kwargs"]).to(device).eval()
 distances = {
     "trained": attention_distance(attention_maps(model, model_input(batch)), grid, 4, prefix),
     "untrained": attention_distance(attention_maps(untrained, model_input(batch)), grid, 4, prefix),
@@ -284,11 +223,19 @@ plt.show()
 
 # %% [markdown]
 # Untrained heads all sit near 16.5 px, the mean distance of uniform attention over this 8×8 grid.
-# In the saved run training spread the heads out, from about 15.5 px (more local, mostly layer 3)
-# to about 17.1 px (more global, layer 4). The effect is small: a 4-layer model trained for under a
-# minute on 5,000 images is far from the ViT paper's pre-trained models, whose first layers already
-# hold heads that look only a few pixels away. Rerun this cell with the lesson-08 checkpoint to compare.
-#
+# Training spread them out (the printout below gives each layer's range): the second layer holds the
+# most local heads, the later layers stay close to uniform, and no head looks only at its
+# neighbourhood. The ViT paper's Figure 7 shows heads a few pixels wide in the first layers of
+# models pre-trained on millions of images; a 6-layer model trained on 50,000 small images learns a
+# weaker version of that locality, one more sign of how much data a ViT needs to learn what a
+# convolution has built in.
+
+# %%
+for name, values in distances.items():
+    ranges = ", ".join(f"L{layer}: {row.min():.1f}-{row.max():.1f}" for layer, row in enumerate(values.cpu(), start=1))
+    print(f"{name:>9} heads, px: {ranges}")
+
+# %% [markdown]
 # ## Attention rollout: following the residual stream
 #
 # A token's output at layer *l* is its input plus the attention update, so a layer's effective
@@ -310,10 +257,10 @@ torch.testing.assert_close(rollout, attention_rollout(maps), atol=1e-6, rtol=1e-
 print("rollout:", tuple(rollout.shape), "equals vit_lessons.interpret.attention_rollout: True")
 
 # %% [markdown]
-# Raw last-layer attention of the class token against rollout, on four test images. Raw maps of
-# one layer are often spotty; rollout accumulates all layers and can spread the weight more widely.
-# In the saved run the difference is modest: both kinds of map mostly show a few bright patches, and
-# only the automobile's rollout spreads over a larger part of the object.
+# Raw last-layer attention of the class token against rollout, on four test images. In the saved
+# run the raw last-layer maps put their weight on a few patches, several of them on the background
+# (the airplane's sky, the bird's grass); rollout, which accumulates all layers, spreads over more
+# of the object (the airplane, the bird). Neither is a segmentation: both mix in background.
 
 # %%
 fig, axes = plt.subplots(3, 4, figsize=(8, 6), dpi=80)
@@ -338,38 +285,65 @@ plt.show()
 # Rollout answers "where does information flow", for every class at once. Chefer et al. (2021)
 # weight each head's map by the gradient of the chosen class score: Ā = mean over heads of
 # (∂y_c/∂A ⊙ A)⁺ (only positive evidence), then accumulate R ← R + Ā·R from the first layer to the
-# last. Here are the two most probable classes for one test image, a cat that the model ranks 'dog'
-# (p = 0.32) just above 'cat' (p = 0.30), as the titles show. In the saved run the two maps are
-# similar: both mark a band across the middle of the image and a patch at the lower left, and they
-# differ mainly in which patches of that band are brightest. Raw maps and rollout could not differ
-# between classes at all. A difference this small does not show that the model uses different
-# evidence for the two classes; try other images and classes in the explorer.
+# last. The class token's row of R is a relevance map *for class c*.
+#
+# When does asking about another class change the map? We take the test images on which the model
+# hesitates between two classes (the second most probable has p ≥ 0.2), compute the map for each
+# of the two, and measure how alike they are (the correlation of the two maps over the 64 patches).
+# The figure shows the image where they differ most; the printout says how typical that is.
 
-# %% tags=["nbval-check-output"]
+# %%
 from vit_lessons.interpret import gradient_rollout
 
-index = 3
+
+def class_relevance(image, target_class):
+    """The class token's gradient-rollout row for one image (3, 32, 32) → (N,) on the CPU."""
+    return gradient_rollout(model, model_input(image[None]), target_class=target_class)[0, 0].cpu()
+
+
 with torch.no_grad():
-    probs = model(model_input(images[index : index + 1])).softmax(-1)[0].cpu()
-top2 = probs.topk(2).indices.tolist()
-relevance = {c: gradient_rollout(model, model_input(images[index : index + 1]), target_class=c)[0].cpu() for c in top2}
-print("relevance per class:", tuple(relevance[top2[0]].shape))
+    all_probs = model(model_input(test_images)).softmax(-1).cpu()  # (B, classes)
+top_p, top_c = all_probs.topk(2, dim=-1)  # (B, 2) each
+unsure = torch.nonzero(top_p[:, 1] >= 0.2).flatten().tolist()
+alike = {}
+for i in unsure:
+    first, second = (class_relevance(test_images[i], c)[prefix:] for c in top_c[i].tolist())  # (64,) each
+    alike[i] = torch.corrcoef(torch.stack([first, second]))[0, 1].item()
+index = min(alike, key=alike.get)  # the image whose two maps are least alike
+top2 = top_c[index].tolist()
+relevance = {c: class_relevance(test_images[index], c) for c in top2}
+print(f"{len(unsure)} of {len(test_images)} test images have a second class with p >= 0.2")
+print(f"correlation of their two maps: median {np.median(list(alike.values())):.2f}, "
+      f"lowest {alike[index]:.2f} (shown below)")
 print("parameters left without .grad:", all(p.grad is None for p in model.parameters()))
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(7, 2.6), dpi=80)
-axes[0].imshow(images[index].permute(1, 2, 0))
-axes[0].set_title(f"label: {class_names[image_labels[index]]}", fontsize=8)
+axes[0].imshow(test_images[index].permute(1, 2, 0))
+axes[0].set_title(f"label: {class_names[test_labels[index]]}", fontsize=8)
 for ax, c in zip(axes[1:], top2):
-    ax.imshow(images[index].permute(1, 2, 0))
-    shown = ax.imshow(token_heatmap(relevance[c][0], grid, prefix, image_size=(32, 32)), cmap="inferno",
+    ax.imshow(test_images[index].permute(1, 2, 0))
+    shown = ax.imshow(token_heatmap(relevance[c], grid, prefix, image_size=(32, 32)), cmap="inferno",
                       alpha=0.6, vmin=0, vmax=1)
-    ax.set_title(f"for '{class_names[c]}' (p = {probs[c]:.2f})", fontsize=8)
+    ax.set_title(f"for '{class_names[c]}' (p = {all_probs[index, c]:.2f})", fontsize=8)
 for ax in axes:
     ax.set_xticks([])
     ax.set_yticks([])
+fig.suptitle("gradient rollout for the two most probable classes", fontsize=9)
 fig.colorbar(shown, ax=axes, shrink=0.8, label="relative relevance")
 plt.show()
+
+# %% [markdown]
+# In the saved run the two maps of most hesitant images are only weakly correlated (the median in
+# the printout), so asking about the other class usually moves the relevance; in the image shown, a
+# dog that the model takes for a deer or a bird, the two classes light up different parts.
+#
+# What these maps do **not** prove. A bright patch is one where the class score is sensitive to the
+# attention weights, as Chefer et al.'s rule combines them; it is not shown that the model *needs*
+# that patch. That would take an intervention: occlude or remove the patch and measure how the class
+# probability falls (a deletion curve). Gradient maps also depend on the rule chosen (positive part,
+# mean over heads, the identity term), and two maps that look different can come from a model that
+# decides on the same evidence. Use them to form hypotheses about a model, then test those.
 
 # %% [markdown]
 # ## The explorer
@@ -407,7 +381,7 @@ explorer.widget
 # %% [markdown]
 # The saved notebook keeps no widget output, so on GitHub the explorer cell above shows nothing.
 # Here are the same three views for three images, class token, last layer (gradient rollout for the
-# predicted class). The titles give the model's prediction: this weak model gets all three wrong.
+# predicted class); each title gives the model's prediction and its probability.
 
 # %%
 explorer.static_figure(["cat (chelsea)", f"test: {class_names[image_labels[3]]}", f"test: {class_names[image_labels[7]]}"])
@@ -422,6 +396,53 @@ plt.show()
 #   **gradient rollout** makes the picture class-specific. None of them is a full explanation.
 # - Attention distance summarises each head's reach, the ViT paper's Figure 7 in miniature.
 # - The explorer (core ipywidgets, PNG frames, cached forward passes) runs anywhere Jupyter does.
+#
+# ## Exercises
+#
+# `ex.hint()` prints a hint, `ex.solution()` a reference solution.
+#
+# **1. Attention rollout.** Write `my_rollout(maps)`: `maps` is a list of (B, heads, N, N)
+# attention tensors, one per layer, first layer first (as `attention_maps` returns). Return the
+# (B, N, N) rollout of Abnar & Zuidema: for each layer Â = 0.5·mean_heads(A) + 0.5·I with each row
+# renormalised to sum to 1, then R = Â_L ⋯ Â_2 Â_1 (the newer layer multiplies from the left).
+# Do not skip the renormalisation: the grader also passes maps whose rows do not sum to 1, as
+# when they are captured with attention dropout on. Any floating-point dtype is fine.
+
+# %%
+# EXERCISE 09.attention_rollout: my_rollout
+def my_rollout(maps):
+    raise NotImplementedError  # your code here
+
+# %% tags=["nbval-check-output"]
+from vit_lessons.exercises import get_exercise
+
+ex = get_exercise("09.attention_rollout")
+ex.check(my_rollout)
+
+# %% [markdown]
+# **2. Mean attention distance.** Write
+# `my_attention_distance(maps, grid_size, patch_size, num_prefix_tokens=1)` returning the (L, h)
+# mean attention distance in pixels, as `attention_distance` does: drop the first
+# `num_prefix_tokens` rows and columns of each map (prefix tokens have no place on the grid),
+# renormalise each query's weights over the patch keys, place patch k (row-major over
+# `grid_size = (rows, cols)`, which need not be square) at row k // cols, column k % cols, scaled
+# by `patch_size` to pixels; sum weight × Euclidean distance over the keys, then average over the
+# query patches and the images.
+
+# %%
+# EXERCISE 09.attention_distance: my_attention_distance
+def my_attention_distance(maps, grid_size, patch_size, num_prefix_tokens=1):
+    raise NotImplementedError  # your code here
+
+# %% tags=["nbval-check-output"]
+ex_distance = get_exercise("09.attention_distance")
+ex_distance.check(my_attention_distance)
+
+# %% [markdown]
+# **3. Try this (not graded).** Run `attention_rollout(maps, head_fusion="max")` and
+# `attention_rollout(maps, discard_ratio=0.9)` and redraw the rollout heatmaps above: which of the
+# variants gives the most object-shaped maps on these images? And plot the attention distance of
+# the untrained model against `patch_size`: why does it grow exactly in proportion?
 #
 # **Next:** [lesson 10](10_deit_distillation.ipynb) adds DeiT's distillation token, a second prefix token the
 # tools above already handle.
