@@ -4,6 +4,7 @@ student can act on."""
 from __future__ import annotations
 
 import ast
+import contextlib
 import inspect
 import linecache
 import math
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 __all__ = [
+    "prefix_tokens_case",
     "Incorrect",
     "as_count",
     "as_float32",
@@ -33,6 +35,23 @@ __all__ = [
 
 class Incorrect(Exception):
     """Raised by a grader: the candidate is wrong, and the message says how."""
+
+
+@contextlib.contextmanager
+def prefix_tokens_case(num_prefix_tokens: int):
+    """Grade one case with ``num_prefix_tokens`` prefix tokens: an error the code raises only when the
+    count is not one (the one-class-token cases run first) means it assumed a single class token."""
+    try:
+        yield
+    except (NotImplementedError, Incorrect):
+        raise
+    except Exception as error:
+        if num_prefix_tokens == 1:
+            raise
+        raise Incorrect(
+            f"with num_prefix_tokens={num_prefix_tokens} your code raised {type(error).__name__}: {error}. "
+            "Use num_prefix_tokens rather than assuming one class token (DeiT has two, some models none)."
+        ) from error
 
 
 def as_count(answer, what: str = "the count") -> int:
