@@ -47,6 +47,10 @@ def test_every_record_is_complete_and_every_file_small(name):
     assert RECORD_KEYS <= set(record), f"{name}.json lacks {sorted(RECORD_KEYS - set(record))}"
     assert (checkpoint_module.ASSETS / f"{name}.pt").stat().st_size <= 5 * MB
     assert 0 < record["test_accuracy"] <= 1 and record["wall_seconds"] > 0
+    if record["dataset"].startswith("CIFAR"):  # lesson 08 draws the learning curves of these runs
+        curve = record["curve"]
+        assert [row["epoch"] for row in curve] == list(range(1, record["epochs"] + 1))
+        assert curve[-1]["test_accuracy"] == record["run_test_accuracy"]
 
 
 def test_all_checkpoints_together_stay_under_15_mb():
@@ -79,6 +83,8 @@ def test_export_stores_fp16_records_everything_and_measures_the_stored_weights(t
     stored = torch.load(tmp_path / "tiny.pt", weights_only=True)
     assert all(v.dtype == torch.float16 for v in stored["model"].values() if v.is_floating_point())
     assert RECORD_KEYS <= set(record) and record["run_test_accuracy"] == summary["test_accuracy"]
+    assert [row["epoch"] for row in record["curve"]] == [1, 2]
+    assert record["curve"][-1]["test_accuracy"] == summary["test_accuracy"]
     assert json.loads((tmp_path / "tiny.json").read_text()) == record
     # the recorded accuracy is that of the fp16 weights, loaded into an fp32 model
     model = load_course_checkpoint("tiny", assets=tmp_path)

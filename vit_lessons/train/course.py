@@ -39,6 +39,15 @@ def _test_split(info: dict, data_dir=None):
     return test_set.select_classes(info["classes"]) if info["classes"] != list(test_set.classes) else test_set
 
 
+CURVE_KEYS = ("epoch", "wall_seconds", "lr", "train_loss", "train_accuracy", "test_accuracy", "test_images")
+
+
+def learning_curve(history: list[dict]) -> list[dict]:
+    """The per-epoch rows a record keeps (lesson 08 draws them): time, learning rate, train and test
+    accuracy (the test figure is on ``test_images`` images: the monitor set, then the whole split)."""
+    return [{key: row[key] for key in CURVE_KEYS} for row in history]
+
+
 def evaluate_course_checkpoint(name: str, data_dir=None, device="cpu", assets=None) -> dict:
     """Test accuracy of a shipped checkpoint on its whole test split, as its record measured it
     (fp32, flip TTA when ``tta_flip`` is recorded): ``{"accuracy", "loss", "images", "recorded"}``."""
@@ -82,6 +91,7 @@ def export_course_checkpoint(run_dir, name: str, command: str, data_dir=None, as
         "train_images_per_second": round(summary["images_per_second"]),
         "run_test_accuracy": summary["test_accuracy"],
         "hardware": summary["device_name"],
+        "curve": learning_curve(summary["history"]),
         "torch": torch.__version__,
         "date": datetime.date.today().isoformat(),
         **(extra or {}),
