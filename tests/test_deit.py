@@ -214,6 +214,22 @@ def test_precomputed_teacher_logits_equal_running_the_teacher():
         train_epoch(nn.Linear(1, 1), images, labels, None, loss_fn, augment=lambda x: x, teacher_logits=cached)
 
 
+def test_a_convolutional_teacher_runs_channels_last_with_the_same_logits():
+    torch.manual_seed(0)
+    teacher = vl.create_model("resnet9_cifar").eval()
+    images, labels = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
+    with torch.no_grad():
+        expected = teacher(images)  # NCHW, before the loss converts it
+    loss_fn = DistillationLoss(teacher, "soft", alpha=0.5, num_classes=10)
+    assert loss_fn.channels_last
+    assert teacher.features[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+    outputs = torch.randn(4, 10)
+    torch.testing.assert_close(
+        loss_fn(images, outputs, labels), loss_fn(images, outputs, labels, teacher_logits=expected), atol=1e-5, rtol=0
+    )
+    assert not DistillationLoss(nn.Sequential(nn.Flatten(), nn.Linear(12, 10)), "hard").channels_last
+
+
 def test_no_gradient_reaches_the_teacher_and_it_stays_in_eval():
     teacher = resnet18_cifar(10)
     loss_fn = DistillationLoss(teacher, "soft", num_classes=10).train()

@@ -189,6 +189,11 @@ class DistillationLoss(nn.Module):
                     f"the teacher predicts {teacher_classes} classes but the student {num_classes}: a teacher "
                     "must be trained on the student's classes (same dataset, same class order)"
                 )
+        # A convolutional teacher runs channels-last: the same values, about 1.8x faster on a CPU under
+        # bf16 autocast (measured on the course's ResNet-9; docs/benchmarks/course-checkpoints.md).
+        self.channels_last = teacher is not None and any(isinstance(m, nn.Conv2d) for m in teacher.modules())
+        if self.channels_last:
+            teacher = teacher.to(memory_format=torch.channels_last)
         self.teacher = teacher.eval().requires_grad_(False) if teacher is not None else None
         self.distill = distill
         self.alpha = alpha
@@ -216,6 +221,8 @@ class DistillationLoss(nn.Module):
         if self.distill == "none":
             return base
         if teacher_logits is None:
+            if self.channels_last and images.ndim == 4:
+                images = images.contiguous(memory_format=torch.channels_last)  # (B, C, H, W), NHWC in memory
             with torch.no_grad():
                 teacher_logits = self.teacher(images)  # (B, K)
         teacher_logits = teacher_logits.detach().float()  # fp32 for the softmax, also under autocast
