@@ -51,3 +51,13 @@ def test_run_banner_names_the_hardware_and_how_to_switch_modes(monkeypatch):
     assert cpu_model() in full and "full mode" in full and "VIT_LESSONS_QUICK=1" in full
     monkeypatch.setenv("VIT_LESSONS_QUICK", "1")
     assert "quick mode" in run_banner("cpu")
+
+
+def test_native_bf16_is_read_from_the_cpu_flags():
+    from vit_lessons.settings import cpu_has_native_bf16
+
+    xeon = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_tile amx_bf16\n"
+    zen3 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n"
+    assert cpu_has_native_bf16(xeon) and cpu_has_native_bf16(xeon.replace(" avx512_bf16", ""))
+    assert not cpu_has_native_bf16(zen3) and not cpu_has_native_bf16("")
+    assert isinstance(cpu_has_native_bf16(), bool)  # this machine, whatever it is

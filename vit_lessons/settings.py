@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 __all__ = [
+    "cpu_has_native_bf16",
     "is_quick",
     "pick_device",
     "data_root",
@@ -89,6 +90,23 @@ def autocast_dtype(device: torch.device | str, capability: tuple[int, int] | Non
     if capability is None:
         capability = torch.cuda.get_device_capability(device)
     return torch.bfloat16 if capability[0] >= 8 else torch.float16
+
+
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware (AVX-512 BF16 or AMX: recent Xeons, AMD
+    Zen 4 and later). There bf16 autocast trains a ViT about twice as fast as fp32; elsewhere it is
+    emulated and far slower, so the lessons use it only when this says True. Linux only (reads the
+    flags in ``/proc/cpuinfo``, or ``cpuinfo`` for tests); False elsewhere."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    flags = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.partition(":")[2].split())
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def cpu_model() -> str:
