@@ -69,7 +69,26 @@ def test_the_table_gives_mean_and_std_over_seeds_best_first():
     results.append(dict(contestant="cct_2_3x2", seed=0, test_accuracy=0.9, images_per_second=900, params=1, epochs=3))
     for row in results:
         row["description"] = CONTESTANTS[row["contestant"]].description
-    table = format_race(dict(hardware="cpu", budget=600, precision="fp32", command="", results=results))
+    report = dict(hardware="cpu", budget=600, recipe="cifar10-cpu", precision="fp32", command="", results=results)
+    table = format_race(report)
     lines = [line for line in table.splitlines() if line.startswith("| ") and "contestant" not in line]
     assert lines[0].startswith("| cct_2_3x2") and "90.0%" in lines[0]
     assert "82.0 ± 2.0%" in lines[1] and "| 0,1,2 |" in lines[1]
+
+
+def test_the_distillation_contestants_pass_their_teacher_and_the_recipe(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_train(config, **kwargs):
+        calls.append((config, kwargs))
+        return dict(test_accuracy=0.5, images_per_second=10.0, params=1, epochs=1, wall_seconds=1.0)
+
+    monkeypatch.setattr(race, "train", fake_train)
+    names = ["plain-vit", "plain-vit+hard", "plain-vit+soft"]
+    report = run_race(names, 300.0, [0, 1], tmp_path, recipe="cifar10-vit")
+    assert len(report["results"]) == 6 and report["recipe"] == "cifar10-vit"
+    assert {(c.name, c.time_budget) for c, _ in calls} == {("cifar10-vit", 300.0)}
+    assert [c.seed for c, _ in calls] == [0, 0, 0, 1, 1, 1]
+    taught = [(k["teacher"], k["distill"], k["distill_alpha"]) for _, k in calls[:3]]
+    assert taught == [(None, "none", 0.5), ("cifar10_cnn", "hard", 0.5), ("cifar10_cnn", "soft", 0.1)]
+    assert "recipe cifar10-vit" in (tmp_path / "race.md").read_text()

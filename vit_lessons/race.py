@@ -10,6 +10,8 @@ so that the table compares architectures, not tuning effort::
 
     python -m vit_lessons.race --data-dir ../shared/data/cifar10-jpeg.tar.gz --budget 600 --out runs/race
     python -m vit_lessons.race ... --contestants cifar10-cpu,cct_7_3x1 --seeds 1,2
+    python -m vit_lessons.race ... --recipe cifar10-vit --precision bf16 \
+        --contestants plain-vit,plain-vit+hard,plain-vit+soft --seeds 0,1,2   # lesson 10's study
 
 Each run's folder is ``<out>/<contestant>-seed<k>``; ``race.json`` and ``race.md`` (a table with the
 CPU model, the command and every contestant's accuracy, images/s and parameters) are rewritten
@@ -34,15 +36,19 @@ from torch import nn
 from .settings import hardware_name
 from .train import TrainConfig, get_config, parse_overrides, train
 
-__all__ = ["Contestant", "CONTESTANTS", "race_config", "run_race", "format_race", "main"]
+__all__ = ["Contestant", "CONTESTANTS", "RACE", "race_config", "run_race", "format_race", "main"]
 
 
 @dataclass(frozen=True)
 class Contestant:
-    """A model in the race: ``build(config)`` returns it, or None for the shared recipe's own model."""
+    """A model in the race: ``build(config)`` returns it, or None for the shared recipe's own model;
+    ``teacher`` (a course checkpoint name) and ``distill`` ("hard"/"soft") train it with DeiT's loss."""
 
     description: str
     build: Callable[[TrainConfig], nn.Module] | None = None
+    teacher: str | None = None
+    distill: str = "none"
+    alpha: float = 0.5  # the teacher term's weight (DeiT: 0.5 hard, 0.1 soft)
 
 
 def _course(name: str, **kwargs) -> Callable[[TrainConfig], nn.Module]:
@@ -92,12 +98,30 @@ CONTESTANTS: dict[str, Contestant] = {
     "cct_7_3x1": Contestant("CCT-7/3x1, vit-pytorch (1 conv layer, 7 blocks of 256)", _cct("cct_7", 1)),
     "resnet18": Contestant("ResNet-18, torchvision with a CIFAR stem", _resnet18),
     "resnet9": Contestant("the course's compact ResNet-9 (cifar10_cnn's model)", _course("resnet9_cifar")),
+    # lesson 10's study (run with --recipe cifar10-vit): the plain ViT taught by the ResNet-9 checkpoint
+    "plain-vit+hard": Contestant(
+        "the plain ViT, hard distillation from cifar10_cnn (DeiT)",
+        _course("vit_cifar_small_patch4_32"),
+        "cifar10_cnn",
+        "hard",
+    ),
+    "plain-vit+soft": Contestant(
+        "the plain ViT, soft distillation from cifar10_cnn (tau 3, lambda 0.1)",
+        _course("vit_cifar_small_patch4_32"),
+        "cifar10_cnn",
+        "soft",
+        0.1,
+    ),
 }
 
 
-def race_config(budget: float, seed: int, **overrides) -> TrainConfig:
-    """The shared recipe: ``cifar10-cpu`` on the clock ``budget``, for ``seed``."""
-    return dataclasses.replace(get_config("cifar10-cpu", **overrides), time_budget=budget, seed=seed)
+# the ten-minute race's contestants (the default); the others are lesson 10's distillation study
+RACE = ["cifar10-cpu", "plain-vit", "timm-vit", "cct_2_3x2", "cct_7_3x1", "resnet18", "resnet9"]
+
+
+def race_config(budget: float, seed: int, recipe: str = "cifar10-cpu", **overrides) -> TrainConfig:
+    """The shared recipe (``cifar10-cpu`` unless ``recipe`` names another) on the clock ``budget``, for ``seed``."""
+    return dataclasses.replace(get_config(recipe, **overrides), time_budget=budget, seed=seed)
 
 
 def _entry(name: str, seed: int, summary: dict) -> dict:
@@ -113,7 +137,18 @@ def _entry(name: str, seed: int, summary: dict) -> dict:
     }
 
 
-def run_race(names, budget, seeds, out, data_dir=None, device=None, precision="fp32", command="", **overrides) -> dict:
+def run_race(
+    names,
+    budget,
+    seeds,
+    out,
+    data_dir=None,
+    device=None,
+    precision="fp32",
+    command="",
+    recipe="cifar10-cpu",
+    **overrides,
+) -> dict:
     """Train every contestant in ``names`` for every seed; returns (and keeps writing) the report."""
     unknown = [name for name in names if name not in CONTESTANTS]
     if unknown:
@@ -122,6 +157,7 @@ def run_race(names, budget, seeds, out, data_dir=None, device=None, precision="f
     report = {
         "hardware": hardware_name(device or "cpu"),
         "budget": budget,
+        "recipe": recipe,
         "precision": precision,
         "command": command,
         "results": [],
@@ -133,7 +169,8 @@ def run_race(names, budget, seeds, out, data_dir=None, device=None, precision="f
         for name in names:
             if (name, seed) in done:
                 continue
-            config = race_config(budget, seed, **overrides)
+            config = race_config(budget, seed, recipe, **overrides)
+            contestant = CONTESTANTS[name]
             summary = train(
                 config,
                 out=out / f"{name}-seed{seed}",
@@ -141,8 +178,11 @@ def run_race(names, budget, seeds, out, data_dir=None, device=None, precision="f
                 precision=precision,
                 progress=False,
                 log=None,
-                model_factory=CONTESTANTS[name].build,
+                model_factory=contestant.build,
                 data_dir=data_dir,
+                teacher=contestant.teacher,
+                distill=contestant.distill,
+                distill_alpha=contestant.alpha,
             )
             report["results"].append(_entry(name, seed, summary))
             out.mkdir(parents=True, exist_ok=True)
@@ -157,7 +197,8 @@ def format_race(report: dict) -> str:
     for result in report["results"]:
         rows.setdefault(result["contestant"], []).append(result)
     lines = [
-        f"Race on {report['hardware']}, {report['budget']:.0f} s per run, precision {report['precision']}.",
+        f"Race on {report['hardware']}, {report['budget']:.0f} s per run, recipe {report['recipe']}, "
+        f"precision {report['precision']}.",
         f"Command: `{report['command']}`" if report["command"] else "",
         "",
         "| contestant | what it is | parameters | training images/s | epochs | test accuracy | seeds |",
@@ -184,7 +225,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m vit_lessons.race", description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", default=None, help="CIFAR-10 folder or .tar.gz (default: VIT_LESSONS_DATA)")
     parser.add_argument("--budget", type=float, default=600.0, help="wall-clock seconds per run (default 600)")
-    parser.add_argument("--contestants", default=",".join(CONTESTANTS), help="comma-separated names")
+    parser.add_argument("--contestants", default=",".join(RACE), help=f"comma-separated, of {', '.join(CONTESTANTS)}")
+    parser.add_argument("--recipe", default="cifar10-cpu", help="the shared recipe (cifar10-vit for lesson 10's study)")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
     parser.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16", "fp16"])
     parser.add_argument("--device", default=None)
@@ -203,14 +245,23 @@ def main(argv: list[str] | None = None) -> dict:
     except ValueError:
         parser.error(f"--seeds takes comma-separated integers, got {args.seeds!r}")
     try:
-        overrides = parse_overrides(args.set, get_config("cifar10-cpu"))
+        overrides = parse_overrides(args.set, get_config(args.recipe))
     except ValueError as error:
         parser.error(str(error))
     command = "python -m vit_lessons.race " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
     )
     report = run_race(
-        names, args.budget, seeds, args.out, args.data_dir, args.device, args.precision, command, **overrides
+        names,
+        args.budget,
+        seeds,
+        args.out,
+        args.data_dir,
+        args.device,
+        args.precision,
+        command,
+        args.recipe,
+        **overrides,
     )
     print(format_race(report))
     return report
