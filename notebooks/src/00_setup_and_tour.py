@@ -44,6 +44,39 @@
 # | 13 | efficient ViTs |
 # | 14 | debugging ViTs |
 #
+# ## Why a Vision Transformer?
+#
+# A convolution builds two assumptions into the network: **locality** (a pixel is explained first by
+# its neighbours) and **translation equivariance** (the same filter slides over the whole image).
+# These *inductive biases* are right for images, and they let a CNN learn from little data. A ViT
+# keeps almost none of them. After cutting the image into patches, every token may attend to every
+# other from the first layer on, and where a patch sits must be learned through the position
+# embeddings (lesson 03 shows a trained model learning the 2-D grid). Fewer built-in assumptions
+# are a cost and a freedom, not a pure advantage:
+#
+# - **With little data the cost shows.** The ViT paper (Dosovitskiy et al. 2021, Sections 1 and
+#   4.3) reports that ViTs trained on ImageNet alone (1.3M images) without strong regularisation
+#   land a few points below ResNets of comparable size, and overtake them when pre-trained on 14M
+#   to 300M images (ImageNet-21k, JFT-300M). timm's evaluation of released weights
+#   (`results/results-imagenet.csv` in huggingface/pytorch-image-models, commit aa4b585) shows the
+#   same effect with architecture and recipe held fixed: ViT-B/16 trained with the AugReg recipe
+#   on ImageNet-1k alone reaches 79.2% top-1, and 84.5% when pre-trained on ImageNet-21k first;
+#   ViT-B/32 goes from 74.9% to 80.7%.
+# - **A better recipe buys much of it back.** DeiT-B, the same ViT-B/16 trained on ImageNet-1k
+#   only with strong augmentation, regularisation and a long schedule, reaches 82.0% in that table
+#   (lesson 10 is about DeiT's other ingredient, a CNN teacher).
+# - **At scale, the bias stops deciding.** NFNet ConvNets pre-trained on JFT-4B match ViTs of
+#   comparable compute (Smith et al. 2023, "ConvNets match vision transformers at scale"). What
+#   makes ViTs the common choice is practical: the same architecture as language models, inputs
+#   that are just a sequence of tokens (drop some, merge some: lesson 13; mix in text tokens), and
+#   pretrained weights at every size (lesson 12).
+#
+# "A ViT needs large images" is a common misreading: the course's ViTs work on 32×32 CIFAR-10
+# images. What a ViT needs is **data, a teacher or pretraining**. The course measured it: on
+# CIFAR-10's 50,000 training images and the same 2-core CPU, the course's plain ViT (lesson 07's
+# model) and a compact ResNet were trained by the course's own code; their checkpoints ship with the
+# package, and the tour below prints their records.
+#
 # ## Where to run it
 #
 # - **Your machine:** clone the repository and run `make lab` (it creates `.venv`, installs the
@@ -117,6 +150,27 @@ from vit_lessons import count_parameters, create_model, list_models
 print(list_models())
 
 # %% [markdown]
+# The course's own trained models ship with the package as **course checkpoints**, each with the
+# record of the run that made it (command, hardware, time, test accuracy). The two CIFAR-10 ones, a
+# plain ViT and a compact ResNet trained on the same CPU, are the pair "Why a Vision Transformer?"
+# promised:
+
+# %%
+from vit_lessons.train import course_checkpoints, load_course_checkpoint
+
+for name in course_checkpoints():
+    _, info = load_course_checkpoint(name, return_info=True)
+    if not info["dataset"].startswith("CIFAR-10"):
+        continue  # digits_vit, the small model of the offline 8x8 digits
+    minutes = info["wall_seconds"] / 60
+    print(f"{name:20} {info['model_name']:26} {info['params']:>10,} parameters  "
+          f"{info['test_accuracy']:6.1%} test accuracy after {minutes:4.0f} min of training on {info['hardware'].split(' (')[0]}")
+
+# %% [markdown]
+# This pair is the data effect of the ViT paper at the scale of a laptop: with 50,000 images, the
+# convolutional network learns more in less time. Lesson 08 plots both runs against the clock;
+# lesson 10 asks whether the ResNet can teach the ViT, the DeiT way.
+#
 # Counting parameters does not need memory: build the model on PyTorch's `meta` device, which
 # records shapes only. ViT-H/14 would otherwise take 2.5 GB.
 
