@@ -3,7 +3,6 @@ both data paths the lesson can take (CIFAR-10 with the CPU recipe, the digits fa
 lesson's own code read from its source."""
 
 import dataclasses
-import math
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +14,16 @@ from helpers.lessons import lesson_functions
 from vit_lessons.data import ArrayDataset, DeviceLoader, load_digits
 from vit_lessons.settings import seed_everything
 from vit_lessons.train import Trainer, build_model, get_config, resolve_precision
+from vit_lessons.train.trainer import warmup_cosine
 
 LESSON = Path(__file__).resolve().parents[1] / "notebooks" / "src" / "08_training_cifar10.py"
 
 
 def _lesson_functions() -> dict:
-    """``lr_factor`` and ``train_steps`` exactly as lesson 08 defines them."""
-    return lesson_functions("08_training_cifar10", {"lr_factor", "train_steps"}, {"math": math, "torch": torch, "F": F})
+    """``train_steps`` exactly as lesson 08 defines it (its schedule is the package's ``warmup_cosine``)."""
+    return lesson_functions(
+        "08_training_cifar10", {"train_steps"}, {"torch": torch, "F": F, "warmup_cosine": warmup_cosine}
+    )
 
 
 def _fake_cifar(count: int = 96) -> ArrayDataset:
