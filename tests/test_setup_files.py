@@ -46,8 +46,8 @@ DISTRIBUTION_OF = {
 PROVIDED_BY_JUPYTER = {"IPython", "ipykernel"}
 # Distributions another listed one installs (checked against that one's metadata below).
 PROVIDED_BY = {"jupyterlab-widgets": "ipywidgets"}
-# Distributions a lesson (or a bench tool) may use without being a runtime dependency, and the extra that holds each. The
-# lesson must import them inside ``try: ... except ImportError`` and go on without them.
+# Distributions a lesson (or a benchmark tool) may use without being a runtime dependency, and the extra
+# that holds each. The code must import them inside ``try: ... except ImportError`` and go on without them.
 OPTIONAL = {"transformers": "hf", "vit-pytorch": "race"}
 
 # Colab's preinstalled versions (googlecolab/backend-info, pip-freeze.gpu.txt of 2026-08-19, Python 3.13,
