@@ -242,6 +242,7 @@ import statistics
 
 from vit_lessons.data import load_digits
 from vit_lessons.train import evaluate
+from vit_lessons.train.trainer import param_groups  # section 3's no-decay rule, as the package has it
 
 
 def fit_digits(seed, make_optimizer, make_schedule, epochs=3 if QUICK else 20):
@@ -269,18 +270,12 @@ def warm_cosine(optimizer, epochs, steps_per_epoch):  # one warm-up epoch, then 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def adamw_groups(model, weight_decay):  # decay on weight matrices only, as section 3's loop
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1 and not n.endswith(("pos_embed", "cls_token"))]
-    rest = [p for n, p in model.named_parameters() if p.ndim <= 1 or n.endswith(("pos_embed", "cls_token"))]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
-
-
 optimizers = {
     "Adam lr 3e-4 + L2 1e-4, StepLR (the tutorial)": (
         lambda m: torch.optim.Adam(m.parameters(), lr=3e-4, weight_decay=1e-4), step_lr),
     "Adam lr 3e-3 + L2 1e-4, StepLR": (lambda m: torch.optim.Adam(m.parameters(), lr=3e-3, weight_decay=1e-4), step_lr),
     "AdamW lr 3e-3, decay 0.05, warm-up + cosine": (
-        lambda m: torch.optim.AdamW(adamw_groups(m, 0.05), lr=3e-3), warm_cosine),
+        lambda m: torch.optim.AdamW(param_groups(m, 0.05), lr=3e-3), warm_cosine),
 }
 optimizer_results = {name: [fit_digits(seed, *pair) for seed in range(3)] for name, pair in optimizers.items()}
 for name, accuracies in optimizer_results.items():
